@@ -1,0 +1,103 @@
+"""Base class of main-loop modules.
+
+A main-loop module bundles one feature of training (early stopping, a learning
+rate schedule, knowledge distillation, ...) so that the loop itself stays free
+of features.  A module overrides the event methods it needs; the loop looks up
+once, before training, which methods a module overrides and calls only those,
+so an event nobody uses costs nothing per batch.
+
+Modules run sorted by ``order`` (smaller first), ties in the order they were
+given.  The same order holds at every event.  Built-in orders:
+
+=====  ===========================  ==============================================
+order  module                       why there
+=====  ===========================  ==============================================
+ 50    finetuning                   freezing decides what trains, so it goes first
+100    noise_augmentation           changes the inputs before anyone looks at them
+150    representation_monitor       records activations of the (noisy) inputs
+200    distillation                 adds its term to the loss
+210    representation_matching      adds its term to the loss
+300    grad_clip                    clips the gradients that the loss produced
+400    warmup                       sets the learning rate of the next step
+450    lr_schedule                  epoch-wise learning rate, after warmup
+500    (default for user modules)
+600    early_stopping               decides on stopping after the schedule stepped
+900    progress                     logs what the modules above recorded
+1000   checkpointing                last, so a checkpoint holds every module's
+                                    state after the epoch
+=====  ===========================  ==============================================
+
+Besides the six events (:class:`~nntransfer.trainer.events.Event`) a module
+has three once-per-run hooks: ``setup`` (before the optimizer is built: check
+requirements, may set ``state.param_groups``), ``start`` (after the optimizer
+and scheduler exist, before the first epoch: e.g. resume from a checkpoint)
+and ``finish`` (after the last epoch, before the final test evaluation: e.g.
+restore the best weights).  ``state_dict`` / ``load_state_dict`` carry a
+module's state through checkpoints so that a resumed run continues exactly.
+"""
+
+from nntransfer.errors import ModuleRequirementError
+from nntransfer.trainer.events import Event
+
+
+class MainLoopModule:
+    """A feature of training that hooks into the main loop's events.
+
+    Subclasses set ``name`` (the key under which their state is checkpointed,
+    also the registry name of built-in modules) and ``order``.
+    """
+
+    name: str = "module"
+    order: int = 500
+
+    def setup(self, state):
+        """Check what the module needs; raise ModuleRequirementError if missing.
+
+        Called once before the optimizer is built and before the first batch.
+        """
+
+    def start(self, state):
+        """Called once after the optimizer (and scheduler) exist, before the first epoch."""
+
+    def finish(self, state):
+        """Called once after the last epoch, before the final test evaluation."""
+
+    def pre_epoch(self, state):
+        """Before the training batches of an epoch."""
+
+    def pre_forward(self, state):
+        """Before the model sees ``state.inputs`` (every phase)."""
+
+    def post_forward(self, state):
+        """After ``state.outputs`` and ``state.loss`` exist (every phase)."""
+
+    def post_backward(self, state):
+        """After the backward pass of a training batch."""
+
+    def post_optimizer(self, state):
+        """After an optimizer step in training."""
+
+    def post_epoch(self, state):
+        """After training and validation of an epoch; ``state.metrics`` is complete."""
+
+    def state_dict(self) -> dict:
+        """What a checkpoint must hold for this module to resume exactly."""
+        return {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+    def overrides(self, method_name: str) -> bool:
+        """Whether this module's class replaces the base class's no-op ``method_name``."""
+        return getattr(type(self), method_name) is not getattr(MainLoopModule, method_name)
+
+    def require(self, condition: bool, message: str) -> None:
+        """Raise ModuleRequirementError naming this module when ``condition`` is false."""
+        if not condition:
+            raise ModuleRequirementError(f"main-loop module {self.name!r}: {message}")
+
+    def __repr__(self):
+        return f"{type(self).__name__}(name={self.name!r}, order={self.order})"
+
+
+EVENT_METHODS = tuple(event.value for event in Event)
