@@ -35,6 +35,10 @@ def as_pattern_list(patterns: Patterns, what: str = "patterns") -> list:
         return []
     if isinstance(patterns, (str, re.Pattern)):
         patterns = [patterns]
+    elif not isinstance(patterns, (list, tuple)):
+        raise ConfigError(
+            f"{what}: expected a pattern string or a list of them, got {type(patterns).__name__}"
+        )
     result = []
     for pattern in patterns:
         if isinstance(pattern, re.Pattern):
