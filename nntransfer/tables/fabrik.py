@@ -1,0 +1,188 @@
+"""The fabrik tables: who ran what, with which seed, dataset, model and trainer.
+
+Names, columns and ``add_entry`` keywords follow nnfabrik so that its
+tutorials read the same.  A config row's key is ``(<kind>_fn, <kind>_hash)``
+where the hash is the canonical hash of the config (:mod:`nntransfer.hashing`),
+so the same configuration is never stored, nor trained, twice.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+
+from ..builder import resolve_fn
+from ..db import import_datajoint
+from ..errors import DuplicateEntryError, FabrikantError
+from ..hashing import config_hash, from_jsonable, to_jsonable
+
+dj = import_datajoint()
+log = logging.getLogger(__name__)
+
+schema = dj.Schema()
+
+
+@schema
+class Fabrikant(dj.Manual):
+    definition = """
+    # people who add entries and train models
+    fabrikant_name: varchar(32)   # short name, referenced by the other tables
+    ---
+    full_name = "": varchar(128)
+    email = "": varchar(128)
+    affiliation = "": varchar(128)
+    dj_username: varchar(64)      # database user name
+    """
+
+    @classmethod
+    def get_current_user(cls) -> str:
+        """The fabrikant of the current database user, added on first use.
+
+        nnfabrik failed when the user was missing; a new user of a fresh
+        database should not have to fill a table before their first entry.
+        """
+        username = cls.connection.get_user().split("@")[0] or getpass.getuser()
+        rows = (cls & {"dj_username": username}).to_dicts()
+        if rows:
+            return rows[0]["fabrikant_name"]
+        name = username[:32]
+        cls.insert1({"fabrikant_name": name, "dj_username": username}, skip_duplicates=True)
+        return name
+
+    @classmethod
+    def resolve(cls, name: str | None) -> str:
+        if name is None:
+            return cls.get_current_user()
+        if not (cls & {"fabrikant_name": name}):
+            known = sorted(row["fabrikant_name"] for row in cls.to_dicts())
+            raise FabrikantError(
+                f"Fabrikant {name!r} is not in the Fabrikant table (known: {known}). Add them with "
+                "Fabrikant().insert1({'fabrikant_name': ..., 'dj_username': ...}) or leave the "
+                "fabrikant out to use the current database user."
+            )
+        return name
+
+
+@schema
+class Seed(dj.Manual):
+    definition = """
+    # random seeds; every training is repeated for each seed it is populated with
+    seed: int32
+    """
+
+
+def _config_definition(kind: str) -> str:
+    return f"""
+    # {kind} functions and their configurations
+    {kind}_fn: varchar(128)     # dotted path of the {kind} function
+    {kind}_hash: char(32)       # canonical hash of the configuration
+    ---
+    {kind}_config: json         # keyword arguments of the function
+    -> Fabrikant.proj({kind}_fabrikant='fabrikant_name')
+    {kind}_comment = "": varchar(256)
+    {kind}_ts = CURRENT_TIMESTAMP: datetime
+    """
+
+
+class ConfigTable:
+    """Behaviour shared by Dataset, Model and Trainer (a mixin, not a table)."""
+
+    kind: str = ""
+
+    def add_entry(self, fn=None, config=None, fabrikant=None, comment="", skip_duplicates=False, **named):
+        """Insert a configuration; return its key.
+
+        Keywords follow nnfabrik: ``dataset_fn=…, dataset_config=…,
+        dataset_fabrikant=…, dataset_comment=…`` (or ``model_…`` / ``trainer_…``).
+        The function is imported first, so a typo fails here and not hours
+        later in a worker.  Inserting the same configuration again is a no-op
+        that returns the existing key (``skip_duplicates`` is accepted for
+        nnfabrik compatibility); a different configuration under the same key
+        is an error.
+        """
+        k = self.kind
+        fn = named.pop(f"{k}_fn", fn)
+        config = named.pop(f"{k}_config", config)
+        fabrikant = named.pop(f"{k}_fabrikant", fabrikant)
+        comment = named.pop(f"{k}_comment", comment)
+        if named:
+            raise TypeError(
+                f"{type(self).__name__}.add_entry got unknown keywords {sorted(named)}; it takes "
+                f"{k}_fn, {k}_config, {k}_fabrikant, {k}_comment and skip_duplicates."
+            )
+        if fn is None:
+            raise TypeError(f"{type(self).__name__}.add_entry needs {k}_fn (a dotted function path).")
+        resolve_fn(fn, f"{k}_fn")
+        stored_config = to_jsonable(config or {}, path=f"{k}_config")
+        key = {f"{k}_fn": fn, f"{k}_hash": config_hash(config or {})}
+        existing = (self & key).to_dicts()
+        if existing:
+            if existing[0][f"{k}_config"] != stored_config:
+                raise DuplicateEntryError(
+                    f"{type(self).__name__} already holds a different configuration under {key}; "
+                    "a hash collision or an edited row. Inspect the row and delete it if it is wrong."
+                )
+            log.info("%s entry %s exists already; nothing inserted", type(self).__name__, key)
+            return key
+        row = {
+            **key,
+            f"{k}_config": stored_config,
+            f"{k}_fabrikant": Fabrikant.resolve(fabrikant),
+            f"{k}_comment": comment or "",
+        }
+        self.insert1(row, skip_duplicates=True)
+        return key
+
+    def get_config(self, key: dict) -> tuple[str, dict]:
+        """Return ``(fn, config)`` of the entry that ``key`` selects."""
+        k = self.kind
+        fn, stored = (self & key).fetch1(f"{k}_fn", f"{k}_config")
+        return fn, from_jsonable(stored)
+
+
+@schema
+class Dataset(ConfigTable, dj.Manual):
+    kind = "dataset"
+    definition = _config_definition("dataset")
+
+    def get_dataloader(self, seed: int, key: dict | None = None):
+        """Build the dataloaders of one entry (nnfabrik's method)."""
+        from ..builder import get_data
+
+        fn, config = self.get_config(key or {})
+        return get_data(fn, config, seed)
+
+
+@schema
+class Model(ConfigTable, dj.Manual):
+    kind = "model"
+    definition = _config_definition("model")
+
+    def build_model(self, dataloaders, seed: int, key: dict | None = None):
+        from ..builder import get_model
+
+        fn, config = self.get_config(key or {})
+        return get_model(fn, config, dataloaders, seed)
+
+
+@schema
+class Trainer(ConfigTable, dj.Manual):
+    kind = "trainer"
+    definition = _config_definition("trainer")
+
+    def get_trainer(self, key: dict | None = None):
+        from ..builder import get_trainer
+
+        fn, config = self.get_config(key or {})
+        return get_trainer(fn, config)
+
+
+CONFIG_TABLES = {"dataset": Dataset, "model": Model, "trainer": Trainer}
+
+
+def table_for_kind(kind: str):
+    """The config table of ``kind`` ("dataset", "model" or "trainer")."""
+    try:
+        return CONFIG_TABLES[kind]
+    except KeyError:
+        raise ValueError(f"Unknown config kind {kind!r}; use one of {sorted(CONFIG_TABLES)}.") from None

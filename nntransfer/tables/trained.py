@@ -1,0 +1,253 @@
+"""TrainedModel: one row per trained (dataset, model, trainer, seed).
+
+Training runs in DataJoint's three-part make: ``make_fetch`` reads the three
+configs, ``make_compute`` builds and trains with no transaction open (training
+may take hours; a transaction held that long blocks other workers and dies
+with the connection), and ``make_insert`` writes the artifacts and the rows in
+one short transaction.  State_dicts and transfer data go to the object store
+(:mod:`.artifacts`); the row keeps score, the trainer's JSON output and the
+artifact references.
+
+``TrainedModelBase`` is a template: declare your own table from it in your own
+schema, as nnfabrik's tutorial does::
+
+    @schema
+    class TrainedModel(TrainedModelBase):
+        table_comment = "Trained models"
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from ..builder import get_data, get_model, get_trainer
+from ..db import import_datajoint
+from ..serialization import (
+    is_finite_score,
+    output_from_json,
+    output_to_json,
+    state_dict_from_bytes,
+    state_dict_to_bytes,
+    transfer_data_from_bytes,
+    transfer_data_to_bytes,
+)
+from .artifacts import ArtifactStore, artifact_definition
+from .fabrik import Dataset, Fabrikant, Model, Seed, Trainer, schema
+
+dj = import_datajoint()
+log = logging.getLogger(__name__)
+
+
+class TrainingCallback:
+    """The ``cb`` that table-driven training hands to trainer functions.
+
+    nnfabrik's contract only says the trainer may call it (with or without
+    arguments).  It logs progress, and carries ``checkpoint_store`` (None
+    here) for trainers that checkpoint and resume.
+    """
+
+    def __init__(self, key: dict, checkpoint_store=None):
+        self.key = key
+        self.checkpoint_store = checkpoint_store
+
+    def __call__(self, *args, **info):
+        if info:
+            log.debug("training %s: %s", self.key, info)
+
+
+@functools.lru_cache(maxsize=None)
+def _store(name: str) -> ArtifactStore:
+    return ArtifactStore(name)
+
+
+def artifact_store() -> ArtifactStore:
+    return _store(ArtifactStore.default().name)
+
+
+def _storage_parts() -> dict[str, type]:
+    """Fresh Part classes for one master (a Part class can belong to one master only)."""
+    model_storage = type(
+        "ModelStorage",
+        (dj.Part,),
+        {
+            "definition": "# the trained state_dict\n-> master\n---\n"
+            + artifact_definition("model_state", "torch.save of the state_dict"),
+            "__doc__": "The trained model's state_dict, stored in the object store.",
+        },
+    )
+    transfer_data = type(
+        "TransferData",
+        (dj.Part,),
+        {
+            "definition": "# data generated for the next transfer step\n-> master\n---\n"
+            + artifact_definition("transfer_data", "npz of {split: {name: array}}"),
+            "__doc__": "The trainer's output['transfer_data'], stored in the object store.",
+        },
+    )
+    return {"ModelStorage": model_storage, "TransferData": transfer_data}
+
+
+class TrainingMixin:
+    """Three-part make and model loading, shared by the trained-model tables.
+
+    A table using it defines ``dataset_table``, ``model_table``,
+    ``trainer_table`` and ``seed_table`` and the parts ``ModelStorage`` and
+    ``TransferData``.  Hooks for subclasses: ``prepare_training`` (what the
+    step receives from earlier steps) and ``extra_row_fields``.
+    """
+
+    dataset_table = Dataset
+    model_table = Model
+    trainer_table = Trainer
+    seed_table = Seed
+    user_table = Fabrikant
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name, part in _storage_parts().items():
+            if name not in cls.__dict__:
+                setattr(cls, name, part)
+
+    # -- three-part make -------------------------------------------------
+    def make_fetch(self, key: dict):
+        parts = []
+        for table in (self.dataset_table, self.model_table, self.trainer_table):
+            fn, config = table().get_config(key)
+            comment = (table & key).fetch1(f"{table.kind}_comment")
+            parts.append((fn, config, comment))
+        return tuple(parts) + (self.fetch_inputs(key),)
+
+    def make_compute(self, key: dict, dataset, model, trainer, inputs):
+        (dataset_fn, dataset_config, _), (model_fn, model_config, _), (trainer_fn, trainer_config, _) = (
+            dataset,
+            model,
+            trainer,
+        )
+        seed = key["seed"]
+        dataset_config, receive = self.prepare_training(key, dataset_config, inputs)
+        dataloaders = get_data(dataset_fn, dataset_config, seed)
+        net = get_model(model_fn, model_config, dataloaders, seed)
+        extra = receive(net) if receive else {}
+        train = get_trainer(trainer_fn, trainer_config)
+        score, output, model_state = train(net, dataloaders, seed, uid=dict(key), cb=self.callback_for(key))
+        output = dict(output or {})
+        transfer_data = output.pop("transfer_data", None)
+        return (
+            float(score) if is_finite_score(score) else None,
+            output_to_json(output),
+            state_dict_to_bytes(model_state),
+            transfer_data_to_bytes(transfer_data) if transfer_data is not None else None,
+            extra,
+        )
+
+    def make_insert(self, key: dict, score, output, model_state: bytes, transfer_data: bytes | None, extra: dict):
+        store = artifact_store()
+        written = []
+        try:
+            path = store.path_for(self, key, "model_state.pt")
+            model_ref = store.put("model_state", path, model_state)
+            written.append(path)
+            data_ref = None
+            if transfer_data is not None:
+                path = store.path_for(self, key, "transfer_data.npz")
+                data_ref = store.put("transfer_data", path, transfer_data)
+                written.append(path)
+            comments = [
+                (table & key).fetch1(f"{table.kind}_comment")
+                for table in (self.dataset_table, self.model_table, self.trainer_table)
+            ]
+            row = {
+                **key,
+                "comment": ". ".join(c for c in comments if c)[:768],
+                "score": score,
+                "output": output,
+                "fabrikant_name": Fabrikant.get_current_user(),
+                **self.extra_row_fields(key, extra),
+            }
+            self.insert1(row)
+            self.ModelStorage.insert1({**key, **model_ref})
+            if data_ref is not None:
+                self.TransferData.insert1({**key, **data_ref})
+        except BaseException:
+            for path in written:
+                store.remove(path)
+            raise
+
+    # -- hooks for transfer tables ----------------------------------------
+    def fetch_inputs(self, key: dict) -> Any:
+        """What this entry receives from earlier steps (nothing for plain training)."""
+        return None
+
+    def prepare_training(self, key: dict, dataset_config: dict, inputs: Any):
+        """Return the dataset config to build with and a function applied to the new model."""
+        return dataset_config, None
+
+    def extra_row_fields(self, key: dict, extra: dict) -> dict:
+        return {}
+
+    def callback_for(self, key: dict) -> TrainingCallback:
+        return TrainingCallback(dict(key))
+
+    # -- reading results ---------------------------------------------------
+    def fetch_state_dict(self, key: dict | None = None) -> dict:
+        row = (self.ModelStorage & (self & (key or {})).proj()).fetch1()
+        return state_dict_from_bytes(artifact_store().get(row, "model_state"))
+
+    def fetch_transfer_data(self, key: dict | None = None) -> dict | None:
+        rows = (self.TransferData & (self & (key or {})).proj()).to_dicts()
+        if not rows:
+            return None
+        return transfer_data_from_bytes(artifact_store().get(rows[0], "transfer_data"))
+
+    def fetch_output(self, key: dict | None = None) -> dict:
+        return output_from_json((self & (key or {})).fetch1("output"))
+
+    def load_model(self, key=None, include_dataloader=True, include_trainer=False, include_state_dict=True, seed=None):
+        """Rebuild one trained model (nnfabrik's signature).
+
+        Returns ``(dataloaders, model)`` (plus the trainer when
+        ``include_trainer``) or only the model when ``include_dataloader`` is
+        False.  ``key`` must select exactly one row.
+        """
+        entry = (self & (key or {})).fetch1("KEY")
+        seed = entry["seed"] if seed is None else seed
+        dataset_fn, dataset_config = self.dataset_table().get_config(entry)
+        model_fn, model_config = self.model_table().get_config(entry)
+        dataset_config, _ = self.prepare_training(entry, dataset_config, self.fetch_inputs(entry))
+        dataloaders = get_data(dataset_fn, dataset_config, seed)
+        model = get_model(model_fn, model_config, dataloaders, seed)
+        if include_state_dict:
+            model.load_state_dict(self.fetch_state_dict(entry))
+        result = [dataloaders, model] if include_dataloader else [model]
+        if include_trainer:
+            result.append(self.trainer_table().get_trainer(entry))
+        return tuple(result) if len(result) > 1 else result[0]
+
+
+class TrainedModelBase(TrainingMixin, dj.Computed):
+    """Template of a trained-model table; subclass it in your schema with ``@schema``."""
+
+    table_comment = "trained models"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.definition = f"""
+        # {cls.table_comment}
+        -> self.model_table
+        -> self.dataset_table
+        -> self.trainer_table
+        -> self.seed_table
+        ---
+        comment = "": varchar(768)      # the three entries' comments
+        score = null: float64           # the trainer's score (null when not finite)
+        output: json                    # the trainer's output, without transfer_data
+        -> [nullable] self.user_table
+        trainedmodel_ts = CURRENT_TIMESTAMP: datetime
+        """
+
+
+@schema
+class TrainedModel(TrainedModelBase):
+    table_comment = "trained models"
