@@ -1,0 +1,300 @@
+"""Typed, keyword-only config objects whose hash identifies a table row.
+
+A config names the function that builds a dataset, model or trainer (``fn``)
+and the keyword arguments it is called with.  Declaring them as a class with
+annotated defaults gives one place where a setting is named, typed and
+defaulted, and catches a misspelled keyword before it is silently ignored by
+``**kwargs`` or stored under a new hash::
+
+    class DigitsConfig(DatasetConfig):
+        fn = "nntransfer.datasets.digits.digits_dataset_fn"
+        batch_size: int = 64
+        classes: list | None = None
+
+    config = DigitsConfig(batch_size=32, comment="smaller batches")
+    config.key   # {"dataset_fn": "...digits_dataset_fn", "dataset_hash": "..."}
+
+The hash covers every hashed field, defaults included, so a row never changes
+identity because a default was left out.  ``comment`` and the fields listed in
+``descriptive_fields`` describe a config without changing what it computes,
+so they are not hashed.
+"""
+
+import copy
+import difflib
+import json
+import typing
+
+from nntransfer.configs.types import coerce
+from nntransfer.errors import ConfigError
+from nntransfer.hashing import canonical_json, config_hash, from_jsonable, to_jsonable
+
+_NO_DEFAULT = object()
+
+_CLASS_SETTINGS = ("kind", "fn", "descriptive_fields", "extra_allowed")
+
+
+class Field(typing.NamedTuple):
+    """One declared setting: its annotation and (already checked) default."""
+
+    annotation: typing.Any
+    default: typing.Any
+
+    @property
+    def required(self):
+        return self.default is _NO_DEFAULT
+
+
+class Config:
+    """Base of all configs; subclass :class:`DatasetConfig`, :class:`ModelConfig`
+    or :class:`TrainerConfig` rather than this class.
+
+    Class-level settings (not fields):
+      ``fn``: dotted path of the function the config is for.
+      ``descriptive_fields``: extra field names that are not hashed (``comment``
+      never is).
+      ``extra_allowed``: accept keywords that are not declared (for functions
+      that take ``**kwargs``); they must be JSON-able and are hashed.
+    """
+
+    kind: typing.ClassVar[str | None] = None
+    fn: typing.ClassVar[str | None] = None
+    descriptive_fields: typing.ClassVar[tuple[str, ...]] = ()
+    extra_allowed: typing.ClassVar[bool] = False
+    _fields: typing.ClassVar[dict[str, Field]]
+
+    comment: str = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._fields = _collect_fields(cls)
+        unknown = [name for name in cls.descriptive_fields if name not in cls._fields]
+        if unknown:
+            raise ConfigError(
+                f"{cls.__name__}.descriptive_fields names {unknown}, which are not fields. "
+                f"Fields are {list(cls._fields)}."
+            )
+
+    def __init__(self, *args, **kwargs):
+        cls = type(self)
+        if args:
+            raise ConfigError(
+                f"{cls.__name__} takes keyword arguments only, e.g. "
+                f"{cls.__name__}({', '.join(f'{n}=...' for n in cls._fields if n != 'comment')})."
+            )
+        if cls.kind is None:
+            raise ConfigError(
+                f"{cls.__name__} has no kind; subclass DatasetConfig, ModelConfig or TrainerConfig."
+            )
+        if not isinstance(cls.fn, str) or "." not in cls.fn.strip("."):
+            raise ConfigError(
+                f"{cls.__name__}.fn is {cls.fn!r}; set the class attribute fn to the dotted "
+                "path of the function, e.g. fn = 'package.module.function_name'."
+            )
+        object.__setattr__(self, "_extra", {})
+        missing = [n for n, f in cls._fields.items() if f.required and n not in kwargs]
+        if missing:
+            raise ConfigError(f"{cls.__name__} needs a value for {missing} (they have no default).")
+        for name, field in cls._fields.items():
+            if name not in kwargs:
+                object.__setattr__(self, name, copy.deepcopy(field.default))
+        for name, value in kwargs.items():
+            setattr(self, name, value)
+
+    def __setattr__(self, name, value):
+        cls = type(self)
+        if name in cls._fields:
+            value = coerce(value, cls._fields[name].annotation, f"{cls.__name__}.{name}")
+            object.__setattr__(self, name, value)
+        elif cls.extra_allowed and not name.startswith("_"):
+            self._extra[name] = coerce(value, typing.Any, f"{cls.__name__}.{name}")
+        else:
+            raise ConfigError(_unknown_field_message(cls, name))
+
+    def __getattr__(self, name):
+        extra = self.__dict__.get("_extra", {})
+        if name in extra:
+            return extra[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @classmethod
+    def descriptive(cls):
+        """Names of the fields that are not hashed."""
+        return ("comment",) + tuple(n for n in cls.descriptive_fields if n != "comment")
+
+    def to_dict(self, include_descriptive=False):
+        """The hashed fields (defaults included) as a new dict; with
+        ``include_descriptive=True`` also ``comment`` and other descriptive fields."""
+        skipped = () if include_descriptive else self.descriptive()
+        values = {name: getattr(self, name) for name in self._fields if name not in skipped}
+        values.update(self._extra)
+        return copy.deepcopy(values)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Rebuild a config from :meth:`to_dict` output (descriptive fields optional)."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"{cls.__name__}.from_dict needs a dict, got {type(values).__name__}.")
+        return cls(**values)
+
+    def to_json(self, indent=None):
+        """All fields as JSON; NaN and infinities tagged as in :mod:`nntransfer.hashing`."""
+        return json.dumps(
+            to_jsonable(self.to_dict(include_descriptive=True), type(self).__name__),
+            sort_keys=True,
+            indent=indent,
+            allow_nan=False,
+        )
+
+    @classmethod
+    def from_json(cls, text):
+        """Rebuild a config from :meth:`to_json` output, exactly."""
+        try:
+            values = json.loads(text)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{cls.__name__}.from_json got text that is not JSON: {error}.") from None
+        return cls.from_dict(from_jsonable(values))
+
+    @property
+    def hash(self):
+        """Hash of the hashed fields, defaults included (32 hex characters)."""
+        return config_hash(self.to_dict())
+
+    @property
+    def key(self):
+        """The primary key of this config's row: ``{"<kind>_fn": ..., "<kind>_hash": ...}``."""
+        return {f"{self.kind}_fn": self.fn, f"{self.kind}_hash": self.hash}
+
+    def diff(self):
+        """Fields whose value differs from the default (all extras), for display."""
+        changed = {}
+        for name, field in self._fields.items():
+            value = getattr(self, name)
+            if field.required or canonical_json(value) != canonical_json(field.default):
+                changed[name] = copy.deepcopy(value)
+        changed.update(copy.deepcopy(self._extra))
+        return changed
+
+    @classmethod
+    def for_fn(cls, fn_path, **values):
+        """Config for ``fn_path`` with fields taken from the function's signature."""
+        from nntransfer.configs.functions import config_class_for
+
+        if cls.kind is None:
+            raise ConfigError(
+                "Config.for_fn needs a kind: call DatasetConfig.for_fn, ModelConfig.for_fn "
+                "or TrainerConfig.for_fn."
+            )
+        return config_class_for(fn_path, cls.kind)(**values)
+
+    def insert(self, fabrikant=None, skip_duplicates=True):
+        """Insert this config into its table (idempotent by default); return :attr:`key`."""
+        from nntransfer import tables
+
+        kind = self.kind
+        tables.table_for_kind(kind)().add_entry(
+            **{
+                f"{kind}_fn": self.fn,
+                f"{kind}_config": self.to_dict(),
+                f"{kind}_fabrikant": fabrikant,
+                f"{kind}_comment": self.comment,
+            },
+            skip_duplicates=skip_duplicates,
+        )
+        return self.key
+
+    def __eq__(self, other):
+        if not isinstance(other, Config):
+            return NotImplemented
+        return (self.kind, self.fn) == (other.kind, other.fn) and canonical_json(
+            self.to_dict(include_descriptive=True)
+        ) == canonical_json(other.to_dict(include_descriptive=True))
+
+    __hash__ = None  # mutable; use config.hash for the row identity
+
+    def __repr__(self):
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.diff().items())
+        return f"{type(self).__name__}({shown})"
+
+
+def _collect_fields(cls):
+    """Fields of ``cls``: annotated attributes of it and its Config bases, base first."""
+    hints = _resolved_hints(cls)
+    fields = {}
+    for owner in reversed(cls.__mro__):
+        if not (isinstance(owner, type) and issubclass(owner, Config)):
+            continue
+        for name in owner.__dict__.get("__annotations__", {}):
+            if name.startswith("_") or name in _CLASS_SETTINGS:
+                continue
+            annotation = hints.get(name, typing.Any)
+            if typing.get_origin(annotation) is typing.ClassVar:
+                continue
+            if owner is not Config and name in _RESERVED:
+                raise ConfigError(
+                    f"{cls.__name__} declares a field {name!r}, which is a Config attribute; "
+                    "rename the field."
+                )
+            fields[name] = annotation
+    _refuse_unannotated_values(cls, fields)
+    return {name: _checked_field(cls, name, annotation) for name, annotation in fields.items()}
+
+
+def _resolved_hints(cls):
+    """Annotations as objects; string annotations that cannot be resolved count as Any."""
+    try:
+        return typing.get_type_hints(cls, include_extras=True)
+    except Exception:
+        hints = {}
+        for owner in reversed(cls.__mro__):
+            for name, annotation in owner.__dict__.get("__annotations__", {}).items():
+                hints[name] = typing.Any if isinstance(annotation, str) else annotation
+        return hints
+
+
+def _refuse_unannotated_values(cls, fields):
+    """A plain value without an annotation is almost always a forgotten annotation."""
+    for name, value in cls.__dict__.items():
+        if name.startswith("_") or name in fields or name in _CLASS_SETTINGS:
+            continue
+        if value is None or type(value) in (bool, int, float, str, list, tuple, dict):
+            raise ConfigError(
+                f"{cls.__name__}.{name} = {value!r} has no annotation, so it is not a field. "
+                f"Declare it as e.g. `{name}: {type(value).__name__} = {value!r}`."
+            )
+
+
+def _checked_field(cls, name, annotation):
+    default = getattr(cls, name, _NO_DEFAULT)
+    if default is not _NO_DEFAULT:
+        default = coerce(default, annotation, f"default of {cls.__name__}.{name}")
+    return Field(annotation, default)
+
+
+def _unknown_field_message(cls, name):
+    known = list(cls._fields)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"{cls.__name__} has no field {name!r}.{hint} Known fields: {known}."
+
+
+Config._fields = {"comment": Field(str, "")}
+_RESERVED = frozenset(n for n in dir(Config) if not n.startswith("_")) - {"comment"}
+
+
+class DatasetConfig(Config):
+    """Config of a dataset function ``fn(seed, **config)``."""
+
+    kind = "dataset"
+
+
+class ModelConfig(Config):
+    """Config of a model function ``fn(dataloaders, seed, **config)``."""
+
+    kind = "model"
+
+
+class TrainerConfig(Config):
+    """Config of a trainer function ``fn(model, dataloaders, seed, uid, cb, **config)``."""
+
+    kind = "trainer"

@@ -1,0 +1,95 @@
+"""Config classes derived from a builder function's signature.
+
+The function's keyword parameters, their annotations and their defaults are
+the single source of truth: a config class written by hand could drift from
+the function it configures, one read from the signature cannot.  The
+parameters that the nnfabrik contract passes itself (``seed``, ``dataloaders``,
+...) are not config fields.
+"""
+
+import functools
+import inspect
+import typing
+
+from nntransfer.builder import resolve_fn
+from nntransfer.configs.base import DatasetConfig, ModelConfig, TrainerConfig
+from nntransfer.errors import ConfigError
+
+CONTRACT_PARAMETERS = {
+    "dataset": ("seed",),
+    "model": ("dataloaders", "seed"),
+    "trainer": ("model", "dataloaders", "seed", "uid", "cb"),
+}
+"""Per kind, the parameters the caller passes itself; they are not config fields."""
+
+_BASES = {"dataset": DatasetConfig, "model": ModelConfig, "trainer": TrainerConfig}
+
+
+def config_class_for(fn_path, kind):
+    """Return the Config subclass for the function at ``fn_path`` (cached per path and kind).
+
+    Functions that take ``**kwargs`` get a class that accepts any extra
+    JSON-able keyword.  A parameter whose default is ``None`` also accepts
+    ``None`` whatever its annotation says.
+    """
+    if kind not in _BASES:
+        raise ConfigError(f"kind must be one of {list(_BASES)}, got {kind!r}.")
+    if not isinstance(fn_path, str):
+        raise ConfigError(f"fn_path must be a dotted path string, got {type(fn_path).__name__}.")
+    return _build_class(fn_path, kind)
+
+
+@functools.lru_cache(maxsize=None)
+def _build_class(fn_path, kind):
+    function = resolve_fn(fn_path, f"{kind}_fn")
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{fn_path}: its signature cannot be read ({error}).") from None
+    parameters = signature.parameters
+    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    contract = CONTRACT_PARAMETERS[kind]
+    not_taken = [name for name in contract if name not in parameters and not takes_kwargs]
+    if not_taken:
+        raise ConfigError(
+            f"{fn_path} does not take {not_taken}, which every {kind} function is called "
+            f"with ({', '.join(contract)}); add them to its parameters."
+        )
+    hints = _parameter_hints(function)
+    annotations = {}
+    namespace = {"fn": fn_path, "extra_allowed": takes_kwargs, "__module__": function.__module__}
+    for parameter in parameters.values():
+        if parameter.name in contract or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        if parameter.kind is parameter.POSITIONAL_ONLY:
+            raise ConfigError(
+                f"{fn_path}: parameter {parameter.name!r} is positional-only, but config "
+                "values are passed by keyword. Make it a normal or keyword-only parameter."
+            )
+        if parameter.name == "comment":
+            raise ConfigError(
+                f"{fn_path} has a parameter 'comment', which would collide with the config's "
+                "descriptive comment (that is never passed to the function). Rename the parameter."
+            )
+        annotation = hints.get(parameter.name, typing.Any)
+        if parameter.default is not parameter.empty:
+            if parameter.default is None:
+                annotation = typing.Optional[annotation]
+            namespace[parameter.name] = parameter.default
+        annotations[parameter.name] = annotation
+    namespace["__annotations__"] = annotations
+    namespace["__doc__"] = f"Config of {fn_path}, derived from its signature."
+    name = "".join(part.capitalize() for part in function.__name__.split("_")) + "Config"
+    try:
+        return type(name, (_BASES[kind],), namespace)
+    except ConfigError as error:
+        raise ConfigError(f"{fn_path}: {error}") from None
+
+
+def _parameter_hints(function):
+    """Resolved annotations; if some cannot be resolved, those count as Any."""
+    try:
+        return typing.get_type_hints(function, include_extras=True)
+    except Exception:
+        raw = getattr(function, "__annotations__", {})
+        return {name: ann for name, ann in raw.items() if not isinstance(ann, str)}
