@@ -6,8 +6,9 @@ module never needs a handle on the loop.  What each one does:
 ``SkipBatch``
     From ``pre_forward``, ``post_forward`` or ``post_backward``: the rest of the
     current batch is abandoned (no later module at that event, no backward, no
-    optimizer step), gradients the batch produced are dropped, and the batch is
-    not counted in the epoch's metrics.  Counted in ``state.skipped_batches``.
+    optimizer step), the gradients gathered since the last optimizer step are
+    dropped, and the batch is not counted in the epoch's metrics.  Counted in
+    ``state.skipped_batches``.
 ``SkipOptimizerStep``
     From ``post_backward``: the optimizer does not step for the gradients
     gathered so far (they are zeroed); the batch still counts in the metrics.

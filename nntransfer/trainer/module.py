@@ -18,8 +18,8 @@ order  module                       why there
 200    distillation                 adds its term to the loss
 210    representation_matching      adds its term to the loss
 300    grad_clip                    clips the gradients that the loss produced
-400    warmup                       sets the learning rate of the next step
-450    lr_schedule                  epoch-wise learning rate, after warmup
+400    lr_schedule                  builds its scheduler from the undamped rates
+450    warmup                       scales the rates down for the first steps
 500    (default for user modules)
 600    early_stopping               decides on stopping after the schedule stepped
 900    progress                     logs what the modules above recorded

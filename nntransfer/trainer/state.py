@@ -48,18 +48,29 @@ class State:
     optimizer_steps: int = 0
     skipped_batches: int = 0
     skipped_steps: int = 0
+    nonfinite_batches: int = 0
     stop_requested: bool = False
+    modules: list = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)
     _sums: dict = field(default_factory=dict, repr=False)
+    _closed: bool = field(default=False, repr=False)
 
     def log(self, name: str, value) -> None:
         """Record a per-epoch value under ``name`` as given (e.g. ``"lr"``).
 
         A tensor is turned into a float once, at the end of the epoch, so
-        logging never forces a device sync in the middle of training.
+        logging never forces a device sync in the middle of training.  Values
+        logged in ``post_epoch`` (after the epoch's metrics were closed) go
+        straight into the epoch's entry of ``history``.
         """
+        if not self._closed:
+            self.metrics[name] = value
+            return
+        value = _to_python(value)
         self.metrics[name] = value
+        values = self.history.setdefault(name, [None] * len(self.history["epoch"]))
+        values[-1] = value
 
     def accumulate(self, name: str, value, weight: float = 1.0) -> None:
         """Add a per-batch value whose epoch mean is recorded as ``"<phase>.<name>"``.
@@ -95,11 +106,13 @@ class State:
         for name, values in self.history.items():
             if len(values) == done:
                 values.append(None)
+        self._closed = True
 
     def new_epoch(self) -> None:
         """Start an empty set of metrics for the next epoch."""
         self.metrics = {}
         self._sums.clear()
+        self._closed = False
 
     def last(self, name: str, default=None):
         """The most recent non-None value of ``name`` in history (or the current epoch)."""

@@ -1,1 +1,71 @@
+"""Registry of main-loop modules: short name -> dotted path, imported on first use.
 
+A trainer config selects modules as a mapping ``name -> options``::
+
+    modules={"early_stopping": {"patience": 5}, "distillation": {"temperature": 4}}
+
+A name is either one of :data:`REGISTRY` or a user's dotted path to a
+:class:`~nntransfer.trainer.module.MainLoopModule` subclass; the options are
+passed to its constructor as keyword arguments.
+"""
+
+from nntransfer.errors import ConfigError
+from nntransfer.trainer.components import import_dotted
+from nntransfer.trainer.module import MainLoopModule
+
+REGISTRY = {
+    "early_stopping": "nntransfer.trainer.modules.early_stopping.EarlyStopping",
+    "lr_schedule": "nntransfer.trainer.modules.lr_schedule.LRSchedule",
+    "warmup": "nntransfer.trainer.modules.warmup.Warmup",
+    "checkpointing": "nntransfer.trainer.modules.checkpointing.Checkpointing",
+    "grad_clip": "nntransfer.trainer.modules.grad_clip.GradClip",
+    "progress": "nntransfer.trainer.modules.progress.Progress",
+    "distillation": "nntransfer.trainer.modules.distillation.KnowledgeDistillation",
+    "finetuning": "nntransfer.trainer.modules.finetuning.FineTuning",
+    "noise_augmentation": "nntransfer.trainer.modules.noise_augmentation.NoiseAugmentation",
+    "representation_matching": "nntransfer.trainer.modules.representation_matching.RepresentationMatching",
+    "representation_monitor": "nntransfer.trainer.modules.representation_monitor.RepresentationMonitor",
+}
+
+
+def resolve_module(name: str) -> type:
+    """The module class registered as ``name``, or the class at dotted path ``name``."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"a main-loop module must be named by a string, got {name!r}.")
+    if name in REGISTRY:
+        cls = import_dotted(REGISTRY[name])
+    elif "." in name:
+        cls = import_dotted(name)
+    else:
+        raise ConfigError(
+            f"unknown main-loop module {name!r}; known: {', '.join(sorted(REGISTRY))}, "
+            "or give a dotted path to a MainLoopModule subclass."
+        )
+    if not (isinstance(cls, type) and issubclass(cls, MainLoopModule)):
+        raise ConfigError(f"{name!r} resolves to {cls!r}, which is not a MainLoopModule subclass.")
+    return cls
+
+
+def build_modules(spec) -> list:
+    """Instances from a mapping ``name -> options`` (options may be None) or a list.
+
+    A list may hold ready ``MainLoopModule`` instances, names, or
+    ``(name, options)`` pairs, so code that builds modules itself can pass them in.
+    """
+    if spec is None:
+        return []
+    items = spec.items() if isinstance(spec, dict) else spec
+    modules = []
+    for item in items:
+        if isinstance(item, MainLoopModule):
+            modules.append(item)
+            continue
+        name, options = (item, None) if isinstance(item, str) else item
+        if options is not None and not isinstance(options, dict):
+            raise ConfigError(f"options of main-loop module {name!r} must be a dict, got {options!r}.")
+        cls = resolve_module(name)
+        try:
+            modules.append(cls(**(options or {})))
+        except TypeError as error:
+            raise ConfigError(f"main-loop module {name!r} rejects options {options}: {error}") from error
+    return modules

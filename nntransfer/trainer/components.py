@@ -1,0 +1,108 @@
+"""Losses and optimizers chosen by name or by dotted path.
+
+Configs hold plain strings, so a run is reproducible from its stored config:
+a short name for the common choices, or ``"package.module.Name"`` for anything
+else.  Names are resolved with importlib only.
+"""
+
+import importlib
+
+import torch
+
+from nntransfer.errors import ConfigError, FunctionResolutionError
+
+LOSSES = {
+    "cross_entropy": "torch.nn.CrossEntropyLoss",
+    "nll": "torch.nn.NLLLoss",
+    "mse": "torch.nn.MSELoss",
+    "l1": "torch.nn.L1Loss",
+    "smooth_l1": "torch.nn.SmoothL1Loss",
+    "huber": "torch.nn.HuberLoss",
+    "bce": "torch.nn.BCELoss",
+    "bce_with_logits": "torch.nn.BCEWithLogitsLoss",
+    "kl_div": "torch.nn.KLDivLoss",
+    "poisson_nll": "torch.nn.PoissonNLLLoss",
+}
+
+OPTIMIZERS = {
+    "adam": "torch.optim.Adam",
+    "adamw": "torch.optim.AdamW",
+    "sgd": "torch.optim.SGD",
+    "rmsprop": "torch.optim.RMSprop",
+    "adagrad": "torch.optim.Adagrad",
+    "adamax": "torch.optim.Adamax",
+    "nadam": "torch.optim.NAdam",
+    "radam": "torch.optim.RAdam",
+}
+
+
+def import_dotted(path: str):
+    """Import ``"package.module.attr"`` and return the attribute."""
+    module_name, _, attr = path.rpartition(".")
+    if not module_name:
+        raise FunctionResolutionError(
+            f"{path!r} is not a dotted path; write it as 'package.module.Name'."
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise FunctionResolutionError(
+            f"cannot import module {module_name!r} (from {path!r}): {error}"
+        ) from error
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise FunctionResolutionError(
+            f"module {module_name!r} has no attribute {attr!r} (from {path!r})."
+        ) from None
+
+
+def resolve_name(kind: str, name: str, known: dict):
+    """Look ``name`` up among ``known`` short names, else import it as a dotted path."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"the {kind} must be a name or a dotted path, got {name!r}.")
+    if name in known:
+        return import_dotted(known[name])
+    if "." not in name:
+        raise ConfigError(
+            f"unknown {kind} {name!r}; known: {', '.join(sorted(known))}, "
+            "or give a dotted path such as 'package.module.Name'."
+        )
+    return import_dotted(name)
+
+
+def build_loss(name: str, options: dict | None = None):
+    """A loss callable ``loss(outputs, targets)``: a class is instantiated with ``options``."""
+    target = resolve_name("loss", name, LOSSES)
+    options = dict(options or {})
+    if isinstance(target, type):
+        try:
+            return target(**options)
+        except TypeError as error:
+            raise ConfigError(f"loss {name!r} does not accept options {options}: {error}") from error
+    if not callable(target):
+        raise FunctionResolutionError(f"loss {name!r} resolves to {target!r}, which is not callable.")
+    if options:
+        return _LossWithOptions(target, options)
+    return target
+
+
+class _LossWithOptions:
+    """A loss function with fixed keyword options (a picklable partial)."""
+
+    def __init__(self, fn, options):
+        self.fn = fn
+        self.options = options
+
+    def __call__(self, outputs, targets):
+        return self.fn(outputs, targets, **self.options)
+
+
+def build_optimizer(name: str, params, lr: float, options: dict | None = None) -> torch.optim.Optimizer:
+    """An optimizer over ``params`` (parameters or param-group dicts)."""
+    target = resolve_name("optimizer", name, OPTIMIZERS)
+    options = dict(options or {})
+    try:
+        return target(params, lr=lr, **options)
+    except TypeError as error:
+        raise ConfigError(f"optimizer {name!r} does not accept options {options}: {error}") from error

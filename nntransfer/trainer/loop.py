@@ -1,0 +1,555 @@
+"""The main loop: epochs, batches, validation, final evaluation; no features.
+
+Everything optional (early stopping, schedules, checkpoints, progress, ...)
+lives in main-loop modules; the loop only dispatches the events of
+:class:`~nntransfer.trainer.events.Event` to the modules that override them.
+The per-batch path is kept as lean as a hand-written loop: metrics are summed
+as tensors and read once per epoch, and events no module uses cost nothing.
+"""
+
+import inspect
+import math
+import random
+from contextlib import nullcontext
+from itertools import repeat
+
+import numpy as np
+import torch
+
+from nntransfer.errors import ConfigError, DataError, TrainingError
+from nntransfer.trainer.components import build_loss, build_optimizer
+from nntransfer.trainer.control import SkipBatch, SkipOptimizerStep, StopEpoch, StopTraining
+from nntransfer.trainer.module import EVENT_METHODS, MainLoopModule
+from nntransfer.trainer.modules import build_modules
+from nntransfer.trainer.state import State
+from nntransfer.trainer.unwrap import split_output
+
+NAN_POLICIES = ("raise", "skip", "off")
+AMP_MODES = (False, True, "fp16", "bf16")
+ONCE_PER_RUN = ("setup", "start", "finish")
+
+
+def resolve_device(device) -> torch.device:
+    """``"auto"`` means CUDA when available, else CPU; anything else goes to torch.device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ConfigError(f"device {device!r} is not a torch device ('auto', 'cpu', 'cuda', 'cuda:1', ...).") from error
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's, numpy's and torch's (CPU and CUDA) random generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def iterate_batches(loaders):
+    """Yield ``(data_key, batch)``; a dict of loaders is interleaved round-robin.
+
+    Each loader of a dict is read once per epoch: keys take turns, and a key
+    whose loader is exhausted drops out while the others go on.
+    """
+    if not isinstance(loaders, dict):
+        return zip(repeat(None), loaders)
+    return _round_robin(loaders)
+
+
+def _round_robin(loaders):
+    iterators = {key: iter(loader) for key, loader in loaders.items()}
+    while iterators:
+        for key in list(iterators):
+            try:
+                batch = next(iterators[key])
+            except StopIteration:
+                del iterators[key]
+                continue
+            yield key, batch
+
+
+def count_batches(loaders):
+    """Number of batches in one pass, or None when a loader has no length."""
+    try:
+        if isinstance(loaders, dict):
+            return sum(len(loader) for loader in loaders.values())
+        return len(loaders)
+    except TypeError:
+        return None
+
+
+def unpack(batch):
+    """``(inputs, targets)`` or ``(inputs, targets, extras)`` -> the three parts."""
+    if isinstance(batch, (tuple, list)):
+        if len(batch) == 2:
+            return batch[0], batch[1], {}
+        if len(batch) == 3 and isinstance(batch[2], dict):
+            return batch[0], batch[1], batch[2]
+    raise DataError(
+        "a batch must be (inputs, targets) or (inputs, targets, extras_dict); "
+        f"got {type(batch).__name__}"
+        + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
+        + ". Make the dataset's __getitem__ return such a tuple."
+    )
+
+
+def to_device(value, device, non_blocking=False):
+    """Move tensors (also inside dicts, lists and tuples) to ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=non_blocking)
+    if isinstance(value, dict):
+        return {key: to_device(item, device, non_blocking) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_device(item, device, non_blocking) for item in value)
+    return value
+
+
+def accepts_data_key(model: torch.nn.Module) -> bool:
+    """Whether the model's forward takes a ``data_key`` keyword (multi-task models do)."""
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "data_key" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def callback_caller(cb):
+    """A function ``call(**info)`` that passes ``cb`` only the keywords it takes.
+
+    nnfabrik's ``cb`` may be a plain callable without arguments, so the info is
+    offered, never forced.
+    """
+    if cb is None:
+        return None
+    if not callable(cb):
+        raise ConfigError(f"cb must be callable or None, got {cb!r}.")
+    try:
+        parameters = inspect.signature(cb).parameters.values()
+    except (TypeError, ValueError):
+        return lambda **info: cb(**info)
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return lambda **info: cb(**info)
+    names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return lambda **info: cb(**{key: value for key, value in info.items() if key in names})
+
+
+class _Tally:
+    """Sums of loss, correct predictions and samples, kept as tensors until read."""
+
+    __slots__ = ("loss", "correct", "count")
+
+    def __init__(self):
+        self.loss = None
+        self.correct = None
+        self.count = 0
+
+    def add(self, loss, outputs, targets):
+        if isinstance(targets, torch.Tensor):
+            n = targets.shape[0] if targets.dim() else 1
+        else:
+            n = len(targets)
+        loss = loss.detach() * n
+        self.loss = loss if self.loss is None else self.loss + loss
+        if (
+            isinstance(outputs, torch.Tensor)
+            and outputs.dim() == 2
+            and isinstance(targets, torch.Tensor)
+            and targets.dim() == 1
+            and not targets.is_floating_point()
+        ):
+            correct = (outputs.argmax(1) == targets).sum()
+            self.correct = correct if self.correct is None else self.correct + correct
+        self.count += n
+
+    def metrics(self, prefix: str) -> dict:
+        if not self.count:
+            return {}
+        values = {f"{prefix}.loss": self.loss / self.count}
+        if self.correct is not None:
+            values[f"{prefix}.accuracy"] = self.correct / self.count
+        return values
+
+
+class Trainer:
+    """Train ``model`` on ``loaders`` with the given main-loop modules.
+
+    ``loaders`` maps split -> DataLoader or dict of DataLoaders keyed by task.
+    ``modules`` is a mapping ``name -> options`` (see
+    :mod:`nntransfer.trainer.modules`) or a list of module instances.  ``cb``
+    follows nnfabrik's contract: it is called after every epoch with the
+    keywords it accepts among ``epoch`` and ``metrics``; if it carries a
+    ``checkpoint_store``, checkpointing uses that store and resumes from it.
+
+    ``nan_policy``: ``"raise"`` stops with TrainingError at a NaN/inf loss,
+    ``"skip"`` skips such batches (counted in ``state.nonfinite_batches``);
+    both read the loss once per batch (a device sync on CUDA).  ``"off"``
+    does not look per batch; a NaN then shows in the epoch's loss.
+    ``amp``: False, ``"fp16"`` (autocast + GradScaler, CUDA), ``"bf16"``
+    (bfloat16 autocast, CPU or CUDA) or True (fp16 on CUDA, bf16 on CPU).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        loaders: dict,
+        *,
+        epochs: int = 10,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        optimizer_options: dict | None = None,
+        loss: str = "cross_entropy",
+        loss_options: dict | None = None,
+        modules=None,
+        device="auto",
+        amp=False,
+        accumulation_steps: int = 1,
+        validate_every: int = 1,
+        seed: int | None = None,
+        nan_policy: str = "raise",
+        pass_data_key: bool | None = None,
+        cb=None,
+    ):
+        if not isinstance(model, torch.nn.Module):
+            raise TrainingError(f"the model must be a torch.nn.Module, got {type(model).__name__}.")
+        if not isinstance(loaders, dict):
+            raise TrainingError(
+                "dataloaders must be a dict {'train': ..., 'validation': ..., 'test': ...}, "
+                f"got {type(loaders).__name__}."
+            )
+        if not isinstance(epochs, int) or epochs < 0:
+            raise ConfigError(f"epochs must be an integer >= 0, got {epochs!r}.")
+        if epochs and "train" not in loaders:
+            raise TrainingError(f"training needs a 'train' loader; the dataloaders have {sorted(loaders)}.")
+        if not isinstance(accumulation_steps, int) or accumulation_steps < 1:
+            raise ConfigError(f"accumulation_steps must be an integer >= 1, got {accumulation_steps!r}.")
+        if not isinstance(validate_every, int) or validate_every < 0:
+            raise ConfigError(f"validate_every must be an integer >= 0 (0: never), got {validate_every!r}.")
+        if nan_policy not in NAN_POLICIES:
+            raise ConfigError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}.")
+        if amp not in AMP_MODES:
+            raise ConfigError(f"amp must be one of {AMP_MODES}, got {amp!r}.")
+
+        self.device = resolve_device(device)
+        self.optimizer_name = optimizer
+        self.lr = lr
+        self.optimizer_options = dict(optimizer_options or {})
+        self.validate_every = validate_every
+        self.seed = seed
+        self.nan_policy = nan_policy
+        self.cb = cb
+        self._call_cb = callback_caller(cb)
+        self._move = self.device.type != "cpu"
+        self._non_blocking = self.device.type == "cuda"
+        self._amp_dtype = self._amp_dtype_for(amp)
+        self.pass_data_key = accepts_data_key(model) if pass_data_key is None else bool(pass_data_key)
+
+        self.modules = sorted(self._with_callback_modules(build_modules(modules), cb), key=lambda m: m.order)
+        names = [m.name for m in self.modules]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ConfigError(
+                f"main-loop modules must have distinct names (their state is checkpointed by name); "
+                f"repeated: {duplicates}."
+            )
+        self.handlers = {
+            event: [getattr(m, event) for m in self.modules if m.overrides(event)]
+            for event in EVENT_METHODS + ONCE_PER_RUN
+        }
+        self.state = State(
+            model=model.to(self.device),
+            loaders=loaders,
+            device=self.device,
+            max_epochs=epochs,
+            seed=seed,
+            loss_fn=build_loss(loss, loss_options),
+            accumulation_steps=accumulation_steps,
+        )
+        if self._amp_dtype is torch.float16:
+            self.state.scaler = torch.amp.GradScaler("cuda")
+        self.state.modules = self.modules
+        self._fitted = False
+
+    def _amp_dtype_for(self, amp):
+        if amp is False:
+            return None
+        if amp == "fp16" or (amp is True and self.device.type == "cuda"):
+            if self.device.type != "cuda":
+                raise ConfigError("amp='fp16' needs a CUDA device; use amp='bf16' on CPU.")
+            return torch.float16
+        return torch.bfloat16
+
+    @staticmethod
+    def _with_callback_modules(modules, cb):
+        """Give checkpointing the store that ``cb`` brings, adding the module if needed."""
+        store = getattr(cb, "checkpoint_store", None)
+        if store is None:
+            return modules
+        for module in modules:
+            if module.name == "checkpointing":
+                if module.store is None:
+                    module.store = store
+                return modules
+        from nntransfer.trainer.modules.checkpointing import Checkpointing
+
+        return [*modules, Checkpointing(store=store)]
+
+    def _autocast(self):
+        if self._amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self._amp_dtype)
+
+    def describe(self) -> str:
+        """A text table: for each hook, the modules that run there, in order."""
+        rows = [("hook", "modules (in order)")]
+        for hook in ("setup", "start", *EVENT_METHODS, "finish"):
+            names = [f"{m.name}({m.order})" for m in self.modules if m.overrides(hook)]
+            rows.append((hook, ", ".join(names) or "-"))
+        width = max(len(hook) for hook, _ in rows)
+        lines = [f"{hook:<{width}}  {names}" for hook, names in rows]
+        lines.insert(1, "-" * width + "  " + "-" * max(len(names) for _, names in rows))
+        return "\n".join(lines)
+
+    def module(self, name: str) -> MainLoopModule:
+        """The configured module called ``name``."""
+        for module in self.modules:
+            if module.name == name:
+                return module
+        raise ConfigError(f"no main-loop module {name!r} in this trainer; it has {[m.name for m in self.modules]}.")
+
+    def fit(self) -> dict:
+        """Train for the configured epochs (or until a module stops it); return the history."""
+        if self._fitted:
+            raise TrainingError("this Trainer has already run; build a new one to train again.")
+        self._fitted = True
+        state = self.state
+        if self.seed is not None:
+            seed_everything(self.seed)
+        for setup in self.handlers["setup"]:
+            setup(state)
+        params = state.param_groups
+        if params is None:
+            params = [p for p in state.model.parameters() if p.requires_grad]
+        if state.max_epochs:
+            state.optimizer = build_optimizer(self.optimizer_name, params, self.lr, self.optimizer_options)
+        for start in self.handlers["start"]:
+            start(state)
+        pre_epoch, post_epoch = self.handlers["pre_epoch"], self.handlers["post_epoch"]
+        while state.epoch < state.max_epochs and not state.stop_requested:
+            state.epoch += 1
+            state.new_epoch()
+            try:
+                for handler in pre_epoch:
+                    handler(state)
+                self._train_epoch()
+            except StopEpoch:
+                pass
+            except StopTraining:
+                state.stop_requested = True
+                state.epoch -= 1
+                break
+            if self._validation_due():
+                state.metrics.update(self._evaluate("validation"))
+                state.phase = "train"
+            if state.optimizer is not None:
+                state.metrics["lr"] = state.optimizer.param_groups[0]["lr"]
+            state.close_epoch()
+            for handler in post_epoch:
+                try:
+                    handler(state)
+                except StopTraining:
+                    state.stop_requested = True
+            if self._call_cb is not None:
+                self._call_cb(epoch=state.epoch, metrics=dict(state.metrics))
+        for finish in self.handlers["finish"]:
+            finish(state)
+        return state.history
+
+    def _validation_due(self) -> bool:
+        state = self.state
+        if "validation" not in state.loaders or not self.validate_every:
+            return False
+        return state.epoch % self.validate_every == 0 or state.epoch == state.max_epochs or state.stop_requested
+
+    def _train_epoch(self) -> None:
+        state = self.state
+        model, optimizer, scaler, loss_fn = state.model, state.optimizer, state.scaler, state.loss_fn
+        pre_forward = self.handlers["pre_forward"]
+        post_forward = self.handlers["post_forward"]
+        post_backward = self.handlers["post_backward"]
+        post_optimizer = self.handlers["post_optimizer"]
+        loaders = state.loaders["train"]
+        n_batches = count_batches(loaders)
+        accumulation = state.accumulation_steps
+        move, device, non_blocking = self._move, self.device, self._non_blocking
+        check = self.nan_policy != "off"
+        data_key_kw = self.pass_data_key and isinstance(loaders, dict)
+        amp = self._amp_dtype is not None
+        tally = _Tally()
+        pending = 0
+        state.phase = "train"
+        model.train()
+        for state.batch_index, (key, batch) in enumerate(iterate_batches(loaders)):
+            state.data_key = key
+            inputs, targets, extras = unpack(batch)
+            if move:
+                inputs = to_device(inputs, device, non_blocking)
+                targets = to_device(targets, device, non_blocking)
+                if extras:
+                    extras = to_device(extras, device, non_blocking)
+            state.inputs, state.targets, state.extras = inputs, targets, extras
+            try:
+                for handler in pre_forward:
+                    handler(state)
+                with self._autocast() if amp else nullcontext():
+                    if data_key_kw:
+                        result = model(state.inputs, data_key=key)
+                    else:
+                        result = model(state.inputs)
+                    if type(result) is tuple:
+                        result, state.model_extras = split_output(result)
+                    state.outputs = result
+                    state.loss = loss_fn(result, state.targets)
+                for handler in post_forward:
+                    handler(state)
+                loss = state.loss
+                if check and not math.isfinite(loss.item()):
+                    self._nonfinite(loss)
+                pending += 1
+                state.is_step = pending == accumulation or state.batch_index + 1 == n_batches
+                scaled = loss / accumulation if accumulation > 1 else loss
+                if scaler is not None:
+                    scaler.scale(scaled).backward()
+                    if state.is_step and post_backward:
+                        scaler.unscale_(optimizer)
+                else:
+                    scaled.backward()
+                for handler in post_backward:
+                    handler(state)
+                tally.add(loss, state.outputs, state.targets)
+                if state.is_step:
+                    self._step(optimizer, scaler)
+                    pending = 0
+                    for handler in post_optimizer:
+                        handler(state)
+            except SkipBatch:
+                optimizer.zero_grad(set_to_none=True)
+                pending = 0
+                state.skipped_batches += 1
+            except SkipOptimizerStep:
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.update()
+                pending = 0
+                state.skipped_steps += 1
+                tally.add(state.loss, state.outputs, state.targets)
+            except StopEpoch:
+                optimizer.zero_grad(set_to_none=True)
+                pending = 0
+                break
+            except StopTraining:
+                optimizer.zero_grad(set_to_none=True)
+                pending = 0
+                state.stop_requested = True
+                break
+        if pending:
+            self._step(optimizer, scaler)
+            for handler in post_optimizer:
+                handler(state)
+        state.metrics.update(tally.metrics("train"))
+        state.is_step = False
+
+    def _step(self, optimizer, scaler) -> None:
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        self.state.optimizer_steps += 1
+
+    def _nonfinite(self, loss) -> None:
+        state = self.state
+        if self.nan_policy == "skip":
+            state.nonfinite_batches += 1
+            raise SkipBatch
+        where = f"epoch {state.epoch}, batch {state.batch_index}"
+        if state.data_key is not None:
+            where += f" (data key {state.data_key!r})"
+        raise TrainingError(
+            f"the training loss is {loss.detach().float().mean().item()} at {where}. "
+            "Lower the learning rate, check the inputs for NaN/inf, add gradient clipping, "
+            "or pass nan_policy='skip' to skip such batches."
+        )
+
+    def _evaluate(self, split: str) -> dict:
+        """Loss and accuracy on ``split`` (overall, and per data key for a dict of loaders)."""
+        state = self.state
+        loaders = state.loaders[split]
+        model, loss_fn = state.model, state.loss_fn
+        pre_forward, post_forward = self.handlers["pre_forward"], self.handlers["post_forward"]
+        move, device, non_blocking = self._move, self.device, self._non_blocking
+        is_dict = isinstance(loaders, dict)
+        data_key_kw = self.pass_data_key and is_dict
+        amp = self._amp_dtype is not None
+        total = _Tally()
+        per_key = {key: _Tally() for key in loaders} if is_dict and len(loaders) > 1 else {}
+        state.phase = split
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            for state.batch_index, (key, batch) in enumerate(iterate_batches(loaders)):
+                state.data_key = key
+                inputs, targets, extras = unpack(batch)
+                if move:
+                    inputs = to_device(inputs, device, non_blocking)
+                    targets = to_device(targets, device, non_blocking)
+                    if extras:
+                        extras = to_device(extras, device, non_blocking)
+                state.inputs, state.targets, state.extras = inputs, targets, extras
+                try:
+                    for handler in pre_forward:
+                        handler(state)
+                    with self._autocast() if amp else nullcontext():
+                        if data_key_kw:
+                            result = model(state.inputs, data_key=key)
+                        else:
+                            result = model(state.inputs)
+                        if type(result) is tuple:
+                            result, state.model_extras = split_output(result)
+                        state.outputs = result
+                        state.loss = loss_fn(result, state.targets)
+                    for handler in post_forward:
+                        handler(state)
+                except SkipBatch:
+                    continue
+                except StopEpoch:
+                    break
+                except StopTraining:
+                    state.stop_requested = True
+                    break
+                total.add(state.loss, state.outputs, state.targets)
+                if per_key:
+                    per_key[key].add(state.loss, state.outputs, state.targets)
+        model.train(was_training)
+        metrics = total.metrics(split)
+        for key, tally in per_key.items():
+            metrics.update(tally.metrics(f"{split}.{key}"))
+        prefix = f"{split}."
+        for name in [name for name in state._sums if name.startswith(prefix)]:
+            value, weight = state._sums.pop(name)
+            metrics[name] = value / weight if weight else None
+        return metrics
+
+    def evaluate(self, split: str) -> dict:
+        """Metrics of the current model on ``split`` as plain floats (``"<split>.loss"``, ...)."""
+        if split not in self.state.loaders:
+            raise TrainingError(f"no {split!r} loader; the dataloaders have {sorted(self.state.loaders)}.")
+        metrics = self._evaluate(split)
+        return {name: _to_float(value) for name, value in metrics.items()}
+
+
+def _to_float(value):
+    if isinstance(value, torch.Tensor):
+        return value.item()
+    return value
