@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+import nntransfer
 from nntransfer.errors import ConfigError
 from nntransfer.hashing import canonical_json, collapse_history, config_hash, from_jsonable, to_jsonable
 
@@ -56,8 +57,9 @@ def test_pinned_hashes_hold_in_other_processes():
         f"print(collapse_history('', {STEP0_KEY!r}))\n"
     )
     expected = " ".join(h for _, h in PINNED[:4]) + "\n" + STEP1_HISTORY + "\n"
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(nntransfer.__file__)))
     for seed in ("0", "12345"):
-        env = dict(os.environ, PYTHONHASHSEED=seed)
+        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=package_parent)
         result = subprocess.run(
             [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
         )
