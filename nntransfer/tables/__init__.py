@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from ..db import connect
+from .artifacts import ArtifactStore
 from .fabrik import ConfigTable, Dataset, Fabrikant, Model, Seed, Trainer, schema, table_for_kind
 from .trained import TrainedModel, TrainedModelBase, TrainingCallback
 
@@ -31,6 +32,7 @@ def activate(schema_name: str | None = None, *, create_tables: bool = True):
 
 __all__ = [
     "activate",
+    "ArtifactStore",
     "schema",
     "Fabrikant",
     "Seed",

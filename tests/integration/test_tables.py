@@ -1,0 +1,122 @@
+"""The fabrik tables and TrainedModel on a real database."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nntransfer.errors import ConfigError, DuplicateEntryError, FabrikantError, FunctionResolutionError
+
+DIGITS = "nntransfer.datasets.digits.digits_dataset_fn"
+MLP = "nntransfer.models.mlp.mlp_model_fn"
+TINY = "itest_functions.tiny_trainer"
+
+
+def add_basic(db, trainer=TINY, trainer_config=None, seed=3):
+    db.Dataset().add_entry(dataset_fn=DIGITS, dataset_config={"batch_size": 64}, dataset_comment="digits")
+    db.Model().add_entry(model_fn=MLP, model_config={"hidden_sizes": [16]}, model_comment="mlp")
+    db.Trainer().add_entry(trainer_fn=trainer, trainer_config=trainer_config or {}, trainer_comment="tiny")
+    db.Seed().insert1({"seed": seed}, skip_duplicates=True)
+
+
+def test_add_entry_returns_key_and_is_idempotent(db):
+    key = db.Dataset().add_entry(dataset_fn=DIGITS, dataset_config={"batch_size": 32})
+    again = db.Dataset().add_entry(dataset_fn=DIGITS, dataset_config={"batch_size": 32}, skip_duplicates=True)
+    assert key == again
+    assert set(key) == {"dataset_fn", "dataset_hash"}
+    assert len(db.Dataset()) == 1
+    row = (db.Dataset() & key).fetch1()
+    assert row["dataset_config"] == {"batch_size": 32}
+    assert row["dataset_fabrikant"]  # the current user, added on first use
+
+
+def test_function_that_does_not_import_inserts_nothing(db):
+    with pytest.raises(FunctionResolutionError, match="no_such_module"):
+        db.Model().add_entry(model_fn="no_such_module.fn", model_config={})
+    with pytest.raises(FunctionResolutionError, match="has no attribute 'nope'"):
+        db.Model().add_entry(model_fn="nntransfer.models.mlp.nope", model_config={})
+    assert len(db.Model()) == 0
+
+
+def test_config_that_is_not_json_is_rejected(db):
+    with pytest.raises(ConfigError, match=r"dataset_config\['transform'\]"):
+        db.Dataset().add_entry(dataset_fn=DIGITS, dataset_config={"transform": object()})
+    assert len(db.Dataset()) == 0
+
+
+def test_different_config_under_an_existing_key_is_an_error(db):
+    from nntransfer.hashing import config_hash
+
+    fabrikant = db.Fabrikant.get_current_user()
+    db.Dataset().insert1(
+        {
+            "dataset_fn": DIGITS,
+            "dataset_hash": config_hash({"batch_size": 8}),
+            "dataset_config": {"batch_size": 9},
+            "dataset_fabrikant": fabrikant,
+        }
+    )
+    with pytest.raises(DuplicateEntryError, match="different configuration"):
+        db.Dataset().add_entry(dataset_fn=DIGITS, dataset_config={"batch_size": 8})
+
+
+def test_unknown_fabrikant_is_a_clear_error(db):
+    with pytest.raises(FabrikantError, match="'nobody' is not in the Fabrikant table"):
+        db.Trainer().add_entry(trainer_fn=TINY, trainer_config={}, trainer_fabrikant="nobody")
+    db.Fabrikant().insert1({"fabrikant_name": "ada", "dj_username": "ada"})
+    key = db.Trainer().add_entry(trainer_fn=TINY, trainer_config={}, trainer_fabrikant="ada")
+    assert (db.Trainer() & key).fetch1("trainer_fabrikant") == "ada"
+
+
+def test_populate_trains_outside_a_transaction_and_stores_the_state(db, store_dir):
+    add_basic(db)
+    result = db.TrainedModel.populate(reserve_jobs=True)
+    assert result["success_count"] == 1
+    row = db.TrainedModel().fetch1()
+    assert 0.0 <= row["score"] <= 1.0
+    assert row["output"]["transaction_open_while_training"] is False
+    assert row["comment"] == "digits. mlp. tiny"
+    storage = db.TrainedModel.ModelStorage().fetch1()
+    assert (store_dir / storage["model_state"]).is_file()
+    dataloaders, model = db.TrainedModel().load_model()
+    assert set(dataloaders) == {"train", "validation", "test"}
+    stored = db.TrainedModel().fetch_state_dict()
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, stored[name])
+    # a second populate finds nothing to do
+    assert db.TrainedModel.populate(reserve_jobs=True)["success_count"] == 0
+
+
+def test_trainer_error_marks_the_job_and_leaves_nothing(db, store_dir):
+    add_basic(db, trainer="itest_functions.failing_trainer", trainer_config={"message": "exploded at epoch 3"})
+    result = db.TrainedModel.populate(reserve_jobs=True, suppress_errors=True)
+    assert result["success_count"] == 0 and len(result["error_list"]) == 1
+    assert len(db.TrainedModel()) == 0 and len(db.TrainedModel.ModelStorage()) == 0
+    errors = db.TrainedModel.jobs.errors.to_dicts()
+    assert len(errors) == 1 and "exploded at epoch 3" in errors[0]["error_message"]
+    key = db.TrainedModel.key_source.fetch1("KEY")
+    path = db.ArtifactStore.path_for(db.TrainedModel(), key, "model_state.pt")
+    assert not (store_dir / path).parent.exists()
+
+
+def test_transfer_data_goes_to_the_store(db):
+    add_basic(db, trainer="itest_functions.data_trainer")
+    db.TrainedModel.populate()
+    data = db.TrainedModel().fetch_transfer_data()
+    n = len(db.TrainedModel().load_model()[0]["train"].dataset)
+    assert data["train"]["logits"].shape == (n, 2)
+    assert "transfer_data" not in db.TrainedModel().fetch1("output")
+
+
+def test_template_table_in_a_users_own_schema(db, user_schema):
+    @user_schema
+    class MyTrainedModel(db.TrainedModelBase):
+        table_comment = "my trained models"
+
+    add_basic(db)
+    MyTrainedModel.populate()
+    assert len(MyTrainedModel()) == 1
+    assert len(MyTrainedModel.ModelStorage()) == 1
+    assert MyTrainedModel.ModelStorage is not db.TrainedModel.ModelStorage
+    model = MyTrainedModel().load_model(include_dataloader=False)
+    assert isinstance(model, torch.nn.Module)
