@@ -203,6 +203,14 @@ class Config:
         )
         return self.key
 
+    def __reduce_ex__(self, protocol):
+        """Signature-derived classes are not module attributes, so pickle them by path."""
+        if type(self).__dict__.get("_from_signature", False):
+            from nntransfer.configs.functions import rebuild_config
+
+            return (rebuild_config, (self.fn, self.kind, self.to_dict(include_descriptive=True)))
+        return super().__reduce_ex__(protocol)
+
     def __eq__(self, other):
         if not isinstance(other, Config):
             return NotImplemented

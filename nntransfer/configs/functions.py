@@ -57,7 +57,12 @@ def _build_class(fn_path, kind):
         )
     hints = _parameter_hints(function)
     annotations = {}
-    namespace = {"fn": fn_path, "extra_allowed": takes_kwargs, "__module__": function.__module__}
+    namespace = {
+        "fn": fn_path,
+        "extra_allowed": takes_kwargs,
+        "_from_signature": True,
+        "__module__": function.__module__,
+    }
     for parameter in parameters.values():
         if parameter.name in contract or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
@@ -84,6 +89,11 @@ def _build_class(fn_path, kind):
         return type(name, (_BASES[kind],), namespace)
     except ConfigError as error:
         raise ConfigError(f"{fn_path}: {error}") from None
+
+
+def rebuild_config(fn_path, kind, values):
+    """Unpickle a signature-derived config: rebuild its class, then the config."""
+    return config_class_for(fn_path, kind).from_dict(values)
 
 
 def _parameter_hints(function):

@@ -268,3 +268,12 @@ def test_base_config_cannot_be_instantiated():
 
     with pytest.raises(ConfigError, match="no kind"):
         Config()
+
+
+def test_copy_and_pickle_keep_the_config():
+    import copy
+    import pickle
+
+    config = DigitsConfig(batch_size=3, options={"a": [1]}, comment="c")
+    assert copy.deepcopy(config) == config
+    assert pickle.loads(pickle.dumps(config)) == config

@@ -140,3 +140,12 @@ def test_for_fn_on_the_base_class_asks_for_a_kind(builders):
 
     with pytest.raises(ConfigError, match="needs a kind"):
         Config.for_fn(f"{builders}.digits_dataset_fn")
+
+
+def test_derived_configs_copy_and_pickle(builders):
+    import copy
+    import pickle
+
+    config = ModelConfig.for_fn(f"{builders}.mlp_model_fn", hidden=3, dropout=float("nan"), comment="c")
+    assert pickle.loads(pickle.dumps(config)) == config
+    assert copy.deepcopy(config) == config
