@@ -1,0 +1,158 @@
+"""Where checkpoints live: a small, byte-oriented store interface.
+
+:class:`CheckpointStore` turns a checkpoint (a dict of tensors and plain
+values) into bytes with ``torch.save`` and back with
+``torch.load(weights_only=True)``, and keeps one checkpoint per *tag*
+(``"last"``, ``"best"``).  A backend only stores named byte strings, so a new
+one (a database or object store) implements four methods: ``_put``,
+``_get``, ``_delete``, ``_names``.  Entry names are ``"<tag>-<epoch:06d>"``,
+so ``list()`` needs no payload reads.
+"""
+
+import io
+import os
+import re
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import torch
+
+from nntransfer.errors import TrainingError
+
+_TAG = re.compile(r"^[a-z0-9_]+$")
+_ENTRY = re.compile(r"^([a-z0-9_]+)-(\d{6,})$")
+
+
+class CheckpointError(TrainingError):
+    """A checkpoint cannot be written, found or read."""
+
+
+def to_bytes(payload: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+def from_bytes(data: bytes) -> dict:
+    return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+
+
+class CheckpointStore(ABC):
+    """Keeps the newest checkpoint of each tag.
+
+    ``save(epoch, payload, tags)`` stores ``payload`` under every tag given
+    (replacing that tag's previous checkpoint); ``load(which)`` returns the
+    payload of a tag (``"last"``, ``"best"``) or of an epoch number, or None
+    if there is none; ``list()`` gives ``[{"tag": ..., "epoch": ...}]``;
+    ``clear()`` removes everything.
+    """
+
+    def save(self, epoch: int, payload: dict, tags=("last",)) -> None:
+        tags = list(tags)
+        for tag in tags:
+            if not isinstance(tag, str) or not _TAG.match(tag):
+                raise CheckpointError(f"checkpoint tag {tag!r} must be lower-case letters, digits or '_'.")
+        data = to_bytes(payload)
+        for tag in tags:
+            old = [entry for entry in self._entries() if entry[0] == tag]
+            self._put(f"{tag}-{epoch:06d}", data)
+            for old_tag, old_epoch, name in old:
+                if old_epoch != epoch:
+                    self._delete(name)
+
+    def load(self, which="last"):
+        entries = self._entries()
+        if isinstance(which, int):
+            matches = [entry for entry in entries if entry[1] == which]
+        else:
+            matches = [entry for entry in entries if entry[0] == which]
+        if not matches:
+            return None
+        name = max(matches, key=lambda entry: entry[1])[2]
+        try:
+            return from_bytes(self._get(name))
+        except Exception as error:
+            raise CheckpointError(f"checkpoint {name!r} cannot be read: {error}") from error
+
+    def list(self) -> list:
+        return [{"tag": tag, "epoch": epoch} for tag, epoch, _ in sorted(self._entries())]
+
+    def clear(self) -> None:
+        for _, _, name in self._entries():
+            self._delete(name)
+
+    def _entries(self):
+        entries = []
+        for name in self._names():
+            match = _ENTRY.match(name)
+            if match:
+                entries.append((match.group(1), int(match.group(2)), name))
+        return entries
+
+    @abstractmethod
+    def _put(self, name: str, data: bytes) -> None:
+        """Store ``data`` under ``name``, replacing what was there, atomically if possible."""
+
+    @abstractmethod
+    def _get(self, name: str) -> bytes:
+        """The bytes stored under ``name``."""
+
+    @abstractmethod
+    def _delete(self, name: str) -> None:
+        """Remove ``name``; a missing name is not an error."""
+
+    @abstractmethod
+    def _names(self) -> list:
+        """All stored names."""
+
+
+class MemoryCheckpointStore(CheckpointStore):
+    """Checkpoints in this process's memory (tests, notebooks, retries within a process)."""
+
+    def __init__(self):
+        self._data = {}
+
+    def _put(self, name, data):
+        self._data[name] = data
+
+    def _get(self, name):
+        return self._data[name]
+
+    def _delete(self, name):
+        self._data.pop(name, None)
+
+    def _names(self):
+        return list(self._data)
+
+
+class LocalCheckpointStore(CheckpointStore):
+    """Checkpoints as ``<name>.pt`` files in a folder, written atomically (temp file + rename)."""
+
+    suffix = ".pt"
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CheckpointError(f"cannot create checkpoint folder {str(self.folder)!r}: {error}") from error
+
+    def _put(self, name, data):
+        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+            os.replace(temporary, self.folder / f"{name}{self.suffix}")
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def _get(self, name):
+        return (self.folder / f"{name}{self.suffix}").read_bytes()
+
+    def _delete(self, name):
+        (self.folder / f"{name}{self.suffix}").unlink(missing_ok=True)
+
+    def _names(self):
+        return [path.name[: -len(self.suffix)] for path in self.folder.glob(f"*{self.suffix}")]

@@ -1,0 +1,104 @@
+"""A trainer function that does not train: it produces transfer data.
+
+A data-transfer step (e.g. knowledge distillation) needs the previous model's
+logits, and maybe layer features, for every sample of every split.  Rows must
+follow the *dataset* order, whatever sampler the training loader uses:
+nnfabrik's example took logits from a shuffled loader and silently paired
+them with the wrong samples.  So each split's dataset is read in index order
+by a non-shuffled loader with the same collate_fn.
+"""
+
+import numpy as np
+import torch
+
+from nntransfer.errors import TransferError
+from nntransfer.trainer.loop import resolve_device, seed_everything, to_device, unpack
+from nntransfer.trainer.unwrap import split_output
+from nntransfer.transfer.features import FeatureCapture, ordered_loader
+
+
+def generate_transfer_data(
+    model: torch.nn.Module,
+    dataloaders: dict,
+    seed: int,
+    uid=None,
+    cb=None,
+    *,
+    splits: tuple = ("train", "validation", "test"),
+    layers: tuple = (),
+    batch_size: int | None = None,
+    device: str = "auto",
+    score_split: str = "validation",
+):
+    """Return ``(score, output, model_state)`` with ``output["transfer_data"]``.
+
+    ``output["transfer_data"] = {split: {"logits": (N, ...) array,
+    "features.<layer>": array for each of ``layers``}}``, row ``i`` from
+    ``dataset[i]``.  ``score`` is the accuracy on ``score_split`` when the
+    targets are class labels (else NaN); ``output["accuracy"]`` has it per split.
+    Splits the dataloaders lack are skipped; naming none that exists is an error.
+    """
+    present = [split for split in splits if split in dataloaders]
+    if not present:
+        raise TransferError(
+            f"none of the splits {list(splits)} is in the dataloaders {sorted(dataloaders)}; change splits."
+        )
+    seed_everything(seed)
+    device = resolve_device(device)
+    model = model.to(device)
+    transfer_data, accuracy = {}, {}
+    for split in present:
+        loader = dataloaders[split]
+        if isinstance(loader, dict):
+            raise TransferError(
+                f"split {split!r} has one loader per data key ({sorted(loader)}); transfer data is "
+                "aligned with one dataset per split, so generate it for each data key separately."
+            )
+        transfer_data[split], accuracy[split] = _run_split(model, loader, list(layers), batch_size, device)
+    score = accuracy.get(score_split)
+    output = {"transfer_data": transfer_data, "accuracy": accuracy}
+    model_state = {name: value.detach().cpu().clone() for name, value in model.state_dict().items()}
+    return (float("nan") if score is None else score), output, model_state
+
+
+def _run_split(model, loader, layers, batch_size, device):
+    ordered = ordered_loader(loader, batch_size)
+    logits, features = [], {name: [] for name in layers}
+    correct, labelled = 0, 0
+    was_training = model.training
+    capture = FeatureCapture(model, layers, detach=True) if layers else None
+    try:
+        model.eval()
+        with torch.no_grad():
+            for batch in ordered:
+                inputs, targets, _ = unpack(batch)
+                inputs = to_device(inputs, device)
+                if capture is not None:
+                    capture.clear()
+                output, _ = split_output(model(inputs))
+                logits.append(output.detach().float().cpu())
+                for name in layers:
+                    features[name].append(capture[name].detach().float().cpu())
+                if (
+                    isinstance(targets, torch.Tensor)
+                    and output.dim() == 2
+                    and targets.dim() == 1
+                    and not targets.is_floating_point()
+                ):
+                    correct += (output.argmax(1).cpu() == targets).sum().item()
+                    labelled += len(targets)
+    finally:
+        if capture is not None:
+            capture.remove()
+        model.train(was_training)
+    expected = len(ordered.dataset)
+    data = {"logits": torch.cat(logits).numpy() if logits else np.empty((0,))}
+    for name, parts in features.items():
+        data[f"features.{name}"] = torch.cat(parts).numpy()
+    for name, array in data.items():
+        if len(array) != expected:
+            raise TransferError(
+                f"{name} has {len(array)} rows but the dataset has {expected} samples; "
+                "the model must return one row per input sample."
+            )
+    return data, (correct / labelled if labelled else None)

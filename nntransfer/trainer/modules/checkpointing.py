@@ -1,0 +1,162 @@
+"""Checkpoints every N epochs, and resume from the last one.
+
+A checkpoint holds everything a run needs to continue exactly: model,
+optimizer, scheduler, AMP scaler, every main-loop module's ``state_dict``,
+the history, the loop's counters and the random states of python, numpy and
+torch (and CUDA when in use).  A run resumed from epoch k therefore ends
+bit-identical on CPU to one that never stopped.
+
+Tags: ``"last"`` is written every ``every`` epochs and at the end of training;
+``"best"`` whenever ``objective`` improves.  The store keeps one checkpoint
+per tag.
+
+Where checkpoints go, in this order of precedence:
+
+* ``store=``: a :class:`~nntransfer.trainer.checkpoints.CheckpointStore`
+  passed by code that builds the module itself;
+* the nnfabrik ``cb`` argument of the trainer: if ``cb`` has an attribute
+  ``checkpoint_store``, the trainer hands that store to this module (adding
+  the module when the config did not name it), so a job that crashed and is
+  picked up again resumes from its last checkpoint;
+* ``folder=``: a :class:`~nntransfer.trainer.checkpoints.LocalCheckpointStore`
+  in that folder.
+"""
+
+import random
+
+import numpy as np
+import torch
+
+from nntransfer.errors import ConfigError
+from nntransfer.trainer.checkpoints import LocalCheckpointStore
+from nntransfer.trainer.module import MainLoopModule
+
+
+def capture_rng() -> dict:
+    """Random states as tensors and plain values, loadable with weights_only=True."""
+    bit_generator, key, pos, has_gauss, gauss = np.random.get_state()
+    rng = {
+        "python": random.getstate(),
+        "numpy": {"bit_generator": bit_generator, "key": key.tolist(), "pos": pos,
+                  "has_gauss": has_gauss, "gauss": gauss},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def restore_rng(rng: dict) -> None:
+    version, internal, gauss_next = rng["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    numpy_state = rng["numpy"]
+    np.random.set_state((
+        numpy_state["bit_generator"],
+        np.asarray(numpy_state["key"], dtype=np.uint32),
+        numpy_state["pos"],
+        numpy_state["has_gauss"],
+        numpy_state["gauss"],
+    ))
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+class Checkpointing(MainLoopModule):
+    name = "checkpointing"
+    order = 1000
+
+    def __init__(
+        self,
+        every: int = 1,
+        folder: str | None = None,
+        objective: str = "validation.loss",
+        maximize: bool = False,
+        resume: bool = True,
+        store=None,
+    ):
+        if not isinstance(every, int) or every < 1:
+            raise ConfigError(f"checkpointing: every must be an integer >= 1, got {every!r}.")
+        self.every = every
+        self.folder = folder
+        self.objective = objective
+        self.maximize = maximize
+        self.resume = resume
+        self.store = store
+        self.best = None
+        self.resumed_from = None
+
+    def setup(self, state):
+        if self.store is None and self.folder is not None:
+            self.store = LocalCheckpointStore(self.folder)
+        self.require(
+            self.store is not None,
+            "no place for checkpoints: give folder='...', pass store=..., "
+            "or call the trainer with a cb that has a checkpoint_store attribute.",
+        )
+
+    def start(self, state):
+        if not self.resume:
+            return
+        payload = self.store.load("last")
+        if payload is not None:
+            self.restore(state, payload)
+            self.resumed_from = payload["epoch"]
+
+    def post_epoch(self, state):
+        tags = []
+        value = state.metrics.get(self.objective)
+        if value is not None and (
+            self.best is None or (value > self.best if self.maximize else value < self.best)
+        ):
+            self.best = value
+            tags.append("best")
+        if state.epoch % self.every == 0 or state.epoch == state.max_epochs or state.stop_requested:
+            tags.append("last")
+        if tags:
+            self.store.save(state.epoch, self.capture(state), tags)
+
+    @staticmethod
+    def capture(state) -> dict:
+        scheduler = state.scheduler
+        return {
+            "epoch": state.epoch,
+            "model": state.model.state_dict(),
+            "optimizer": state.optimizer.state_dict() if state.optimizer is not None else None,
+            "scheduler": scheduler.state_dict() if hasattr(scheduler, "state_dict") else None,
+            "scaler": state.scaler.state_dict() if state.scaler is not None else None,
+            "modules": {module.name: module.state_dict() for module in state.modules},
+            "history": {name: list(values) for name, values in state.history.items()},
+            "counters": {
+                "optimizer_steps": state.optimizer_steps,
+                "skipped_batches": state.skipped_batches,
+                "skipped_steps": state.skipped_steps,
+                "nonfinite_batches": state.nonfinite_batches,
+                "stop_requested": state.stop_requested,
+            },
+            "rng": capture_rng(),
+        }
+
+    @staticmethod
+    def restore(state, payload: dict) -> None:
+        state.model.load_state_dict(payload["model"])
+        if payload["optimizer"] is not None and state.optimizer is not None:
+            state.optimizer.load_state_dict(payload["optimizer"])
+        if payload["scheduler"] is not None and state.scheduler is not None:
+            state.scheduler.load_state_dict(payload["scheduler"])
+        if payload["scaler"] is not None and state.scaler is not None:
+            state.scaler.load_state_dict(payload["scaler"])
+        for module in state.modules:
+            if module.name in payload["modules"]:
+                module.load_state_dict(payload["modules"][module.name])
+        state.history = {name: list(values) for name, values in payload["history"].items()}
+        for name, value in payload["counters"].items():
+            setattr(state, name, value)
+        state.epoch = payload["epoch"]
+        restore_rng(payload["rng"])
+
+    def state_dict(self) -> dict:
+        return {"best": self.best}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best = state_dict["best"]

@@ -1,0 +1,62 @@
+"""Epoch-wise learning-rate schedules: step, multistep, plateau, cosine.
+
+Configured as ``{"lr_schedule": {"kind": "step", "step_size": 10, "gamma": 0.5}}``;
+the options after ``kind`` go to the matching torch scheduler.  The scheduler
+is built in ``start`` (once the optimizer exists), kept in
+``state.scheduler`` so that checkpoints carry it, and stepped after every
+epoch; ``plateau`` steps on ``monitor`` and only in epochs that measured it.
+"""
+
+from torch.optim import lr_scheduler
+
+from nntransfer.errors import ConfigError
+from nntransfer.trainer.module import MainLoopModule
+
+KINDS = {
+    "step": lr_scheduler.StepLR,
+    "multistep": lr_scheduler.MultiStepLR,
+    "plateau": lr_scheduler.ReduceLROnPlateau,
+    "cosine": lr_scheduler.CosineAnnealingLR,
+}
+
+
+class LRSchedule(MainLoopModule):
+    name = "lr_schedule"
+    order = 400
+
+    def __init__(self, kind: str = "step", monitor: str = "validation.loss", **options):
+        if kind not in KINDS:
+            raise ConfigError(f"lr_schedule: unknown kind {kind!r}; known: {', '.join(KINDS)}.")
+        if kind == "step" and "step_size" not in options:
+            raise ConfigError("lr_schedule: kind 'step' needs step_size (epochs between decays).")
+        if kind == "multistep" and "milestones" not in options:
+            raise ConfigError("lr_schedule: kind 'multistep' needs milestones (a list of epochs).")
+        self.kind = kind
+        self.monitor = monitor
+        self.options = options
+
+    def setup(self, state):
+        if self.kind == "plateau":
+            split = self.monitor.split(".", 1)[0]
+            self.require(
+                split == "train" or split in state.loaders,
+                f"kind 'plateau' monitors {self.monitor!r}, but there is no {split!r} loader.",
+            )
+
+    def start(self, state):
+        self.require(state.scheduler is None, "another module already set state.scheduler; use one schedule.")
+        options = dict(self.options)
+        if self.kind == "cosine":
+            options.setdefault("T_max", max(state.max_epochs, 1))
+        try:
+            state.scheduler = KINDS[self.kind](state.optimizer, **options)
+        except TypeError as error:
+            raise ConfigError(f"lr_schedule {self.kind!r} rejects options {self.options}: {error}") from error
+
+    def post_epoch(self, state):
+        if self.kind == "plateau":
+            value = state.metrics.get(self.monitor)
+            if value is not None:
+                state.scheduler.step(value)
+        else:
+            state.scheduler.step()

@@ -1,0 +1,98 @@
+"""The standard trainer function (nnfabrik's trainer contract).
+
+Every option is a keyword argument with a JSON-able default, because the
+trainer config class is derived from this signature.
+"""
+
+import torch
+
+from nntransfer.errors import TrainingError
+from nntransfer.trainer.loop import Trainer
+
+
+def standard_trainer(
+    model: torch.nn.Module,
+    dataloaders: dict,
+    seed: int,
+    uid=None,
+    cb=None,
+    *,
+    epochs: int = 10,
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    optimizer_options: dict | None = None,
+    loss: str = "cross_entropy",
+    loss_options: dict | None = None,
+    modules: dict | None = None,
+    device: str = "auto",
+    amp: bool | str = False,
+    accumulation_steps: int = 1,
+    validate_every: int = 1,
+    nan_policy: str = "raise",
+    pass_data_key: bool | None = None,
+    final_splits: tuple = ("validation", "test"),
+    score_metric: str = "validation.accuracy",
+):
+    """Train ``model`` and evaluate the returned model on ``final_splits``.
+
+    Returns ``(score, output, model_state)``:
+
+    * ``score``: ``score_metric`` of the returned model (after modules such as
+      early stopping restored the best weights), from the final evaluation,
+      e.g. ``"validation.accuracy"`` or ``"test.loss"``;
+    * ``output``: ``{"history": {name: [value per epoch]}, "final": {metric:
+      value}, "epochs": epochs trained, "optimizer_steps", "skipped_batches",
+      "nonfinite_batches"}``; ``history`` has an ``"epoch"`` list and ``None``
+      where an epoch did not measure a metric, so it plots directly;
+    * ``model_state``: the returned model's state_dict on CPU.
+
+    ``uid`` identifies the run to nnfabrik and is not used here; ``cb`` is
+    called after every epoch and may bring a checkpoint store (see
+    :mod:`nntransfer.trainer.modules.checkpointing`).
+    """
+    splits = list(final_splits)
+    missing = [split for split in splits if split not in dataloaders]
+    if missing:
+        raise TrainingError(
+            f"final_splits names {missing}, but the dataloaders have {sorted(dataloaders)}; "
+            "change final_splits."
+        )
+    trainer = Trainer(
+        model,
+        dataloaders,
+        epochs=epochs,
+        optimizer=optimizer,
+        lr=lr,
+        optimizer_options=optimizer_options,
+        loss=loss,
+        loss_options=loss_options,
+        modules=modules,
+        device=device,
+        amp=amp,
+        accumulation_steps=accumulation_steps,
+        validate_every=validate_every,
+        seed=seed,
+        nan_policy=nan_policy,
+        pass_data_key=pass_data_key,
+        cb=cb,
+    )
+    history = trainer.fit()
+    final = {}
+    for split in splits:
+        final.update(trainer.evaluate(split))
+    if score_metric not in final:
+        raise TrainingError(
+            f"score_metric {score_metric!r} was not measured; the final evaluation gave {sorted(final)}. "
+            "Choose one of them (and list its split in final_splits)."
+        )
+    state = trainer.state
+    output = {
+        "history": history,
+        "final": final,
+        "epochs": state.epoch,
+        "optimizer_steps": state.optimizer_steps,
+        "skipped_batches": state.skipped_batches,
+        "nonfinite_batches": state.nonfinite_batches,
+    }
+    model_state = {name: value.detach().cpu().clone() for name, value in state.model.state_dict().items()}
+    return final[score_metric], output, model_state
