@@ -244,7 +244,7 @@ def _collect_fields(cls):
                     "rename the field."
                 )
             fields[name] = annotation
-    _refuse_unannotated_values(cls, fields)
+    _refuse_unannotated_values(cls, hints)
     return {name: _checked_field(cls, name, annotation) for name, annotation in fields.items()}
 
 
@@ -260,10 +260,10 @@ def _resolved_hints(cls):
         return hints
 
 
-def _refuse_unannotated_values(cls, fields):
+def _refuse_unannotated_values(cls, annotated):
     """A plain value without an annotation is almost always a forgotten annotation."""
     for name, value in cls.__dict__.items():
-        if name.startswith("_") or name in fields or name in _CLASS_SETTINGS:
+        if name.startswith("_") or name in annotated:
             continue
         if value is None or type(value) in (bool, int, float, str, list, tuple, dict):
             raise ConfigError(

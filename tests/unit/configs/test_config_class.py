@@ -214,6 +214,20 @@ def test_subclass_can_override_a_default_without_annotation():
     assert Bigger().hash == DigitsConfig(batch_size=256).hash
 
 
+def test_class_variables_and_methods_are_not_fields():
+    class WithExtras(DigitsConfig):
+        registry: typing.ClassVar[dict] = {}
+
+        def describe(self):
+            return f"{self.batch_size} per batch"
+
+    config = WithExtras()
+    assert "registry" not in config.to_dict()
+    assert config.describe() == "64 per batch"
+    with pytest.raises(ConfigError, match="no field 'registry'"):
+        WithExtras(registry={})
+
+
 def test_config_without_fn_cannot_be_built():
     class NoFn(DatasetConfig):
         size: int = 1
