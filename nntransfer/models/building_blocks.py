@@ -48,3 +48,25 @@ def seeded(seed: int):
 
 def _cuda_devices() -> list[int]:
     return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
+def flat_output_size(features: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Length of ``features(x)`` per sample for inputs of ``input_shape``.
+
+    Found by one forward pass in eval mode (BatchNorm cannot run in training
+    mode on a single 1x1 sample), so no model has to repeat its own size
+    arithmetic for every input resolution.
+    """
+    was_training = features.training
+    features.eval()
+    try:
+        with torch.no_grad():
+            output = features(torch.zeros(1, *input_shape))
+    except RuntimeError as error:
+        raise ConfigError(
+            f"The network cannot process inputs of shape {tuple(input_shape)}: {error}. "
+            "Use a larger `image_size` in the dataset config or a smaller network."
+        ) from error
+    finally:
+        features.train(was_training)
+    return output.reshape(1, -1).shape[1]

@@ -26,14 +26,14 @@ class DataInfo:
     num_classes: int
 
     @property
-    def in_channels(self) -> int:
-        """Channels of an image input ``(C, H, W)``."""
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` for convolutional models; flat inputs are refused with a hint."""
         if len(self.input_shape) != 3:
             raise ConfigError(
                 f"This model needs image inputs shaped (C, H, W); the data gives "
                 f"{self.input_shape}. Turn off `flatten` in the dataset config."
             )
-        return self.input_shape[0]
+        return self.input_shape
 
     @property
     def input_size(self) -> int:
