@@ -22,6 +22,11 @@ CONTRACT_PARAMETERS = {
 }
 """Per kind, the parameters the caller passes itself; they are not config fields."""
 
+RUNTIME_PARAMETERS = {"dataset": ("transfer_data",), "model": (), "trainer": ()}
+"""Per kind, parameters that some functions take and the table layer fills at
+run time (the previous step's transfer data): not config fields either, since
+they hold arrays, not parameters."""
+
 _BASES = {"dataset": DatasetConfig, "model": ModelConfig, "trainer": TrainerConfig}
 
 
@@ -64,7 +69,7 @@ def _build_class(fn_path, kind):
         "__module__": function.__module__,
     }
     for parameter in parameters.values():
-        if parameter.name in contract or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+        if parameter.name in contract + RUNTIME_PARAMETERS[kind] or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
         if parameter.kind is parameter.POSITIONAL_ONLY:
             raise ConfigError(

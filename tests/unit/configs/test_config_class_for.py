@@ -11,7 +11,7 @@ BUILDERS = '''
 from __future__ import annotations
 
 def digits_dataset_fn(seed, batch_size: int = 64, lr: float = 1, classes: list[int] | None = None,
-                      scale: float = None, name="digits"):
+                      scale: float = None, name="digits", transfer_data=None):
     return {"seed": seed, "batch_size": batch_size}
 
 def mlp_model_fn(dataloaders, seed, hidden: int, **kwargs):
@@ -62,6 +62,12 @@ def test_fields_come_from_the_keyword_parameters(builders):
         "name": "digits",
     }
     assert type(config.lr) is float
+
+
+def test_transfer_data_is_filled_at_run_time_not_configured(builders):
+    cls = config_class_for(f"{builders}.digits_dataset_fn", "dataset")
+    with pytest.raises(ConfigError, match="no field 'transfer_data'"):
+        cls(transfer_data={"train": {}})
 
 
 def test_annotations_are_enforced(builders):
