@@ -133,11 +133,15 @@ class ConfigTable:
         self.insert1(row, skip_duplicates=True)
         return key
 
+    def get_entry(self, key: dict) -> tuple[str, dict, str]:
+        """Return ``(fn, config, comment)`` of the entry that ``key`` selects, in one query."""
+        k = self.kind
+        fn, stored, comment = (self & key).fetch1(f"{k}_fn", f"{k}_config", f"{k}_comment")
+        return fn, from_jsonable(stored), comment
+
     def get_config(self, key: dict) -> tuple[str, dict]:
         """Return ``(fn, config)`` of the entry that ``key`` selects."""
-        k = self.kind
-        fn, stored = (self & key).fetch1(f"{k}_fn", f"{k}_config")
-        return fn, from_jsonable(stored)
+        return self.get_entry(key)[:2]
 
 
 @schema

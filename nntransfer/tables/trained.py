@@ -112,19 +112,14 @@ class TrainingMixin:
 
     # -- three-part make -------------------------------------------------
     def make_fetch(self, key: dict):
-        parts = []
-        for table in (self.dataset_table, self.model_table, self.trainer_table):
-            fn, config = table().get_config(key)
-            comment = (table & key).fetch1(f"{table.kind}_comment")
-            parts.append((fn, config, comment))
-        return tuple(parts) + (self.fetch_inputs(key),)
+        parts = tuple(table().get_entry(key) for table in (self.dataset_table, self.model_table, self.trainer_table))
+        return parts + (self.fetch_inputs(key),)
 
     def make_compute(self, key: dict, dataset, model, trainer, inputs):
-        (dataset_fn, dataset_config, _), (model_fn, model_config, _), (trainer_fn, trainer_config, _) = (
-            dataset,
-            model,
-            trainer,
-        )
+        (dataset_fn, dataset_config, dataset_comment) = dataset
+        (model_fn, model_config, model_comment) = model
+        (trainer_fn, trainer_config, trainer_comment) = trainer
+        comment = ". ".join(c for c in (dataset_comment, model_comment, trainer_comment) if c)[:768]
         seed = key["seed"]
         dataset_config, receive = self.prepare_training(key, dataset_config, inputs)
         dataloaders = get_data(dataset_fn, dataset_config, seed)
@@ -135,6 +130,7 @@ class TrainingMixin:
         output = dict(output or {})
         transfer_data = output.pop("transfer_data", None)
         return (
+            comment,
             float(score) if is_finite_score(score) else None,
             output_to_json(output),
             state_dict_to_bytes(model_state),
@@ -142,7 +138,7 @@ class TrainingMixin:
             extra,
         )
 
-    def make_insert(self, key: dict, score, output, model_state: bytes, transfer_data: bytes | None, extra: dict):
+    def make_insert(self, key: dict, comment: str, score, output, model_state: bytes, transfer_data: bytes | None, extra: dict):
         store = artifact_store()
         written = []
         try:
@@ -154,13 +150,9 @@ class TrainingMixin:
                 path = store.path_for(self, key, "transfer_data.npz")
                 data_ref = store.put("transfer_data", path, transfer_data)
                 written.append(path)
-            comments = [
-                (table & key).fetch1(f"{table.kind}_comment")
-                for table in (self.dataset_table, self.model_table, self.trainer_table)
-            ]
             row = {
                 **key,
-                "comment": ". ".join(c for c in comments if c)[:768],
+                "comment": comment,
                 "score": score,
                 "output": output,
                 "fabrikant_name": Fabrikant.get_current_user(),
