@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from nntransfer.errors import TransferError
+from nntransfer.trainer.unwrap import split_output
 
 
 class LayerNotFoundError(TransferError, KeyError):
@@ -150,12 +151,14 @@ def extract_features(
     *,
     batch_size: Optional[int] = None,
     device: Optional[Union[str, torch.device]] = None,
+    data_key=None,
 ) -> Union[np.ndarray, dict]:
     """Run ``model`` over the loader's dataset in index order; return numpy arrays.
 
     ``layer=None`` gives the model output, a layer name that layer's output,
     and a list of names a dict ``{name: array}``.  Row ``i`` belongs to
-    ``dataset[i]``.  The model runs in eval mode under ``no_grad``; its
+    ``dataset[i]``.  A model that returns ``(extras_dict, output)`` gives its
+    output; ``data_key`` is passed to a multi-task model's forward.  The model runs in eval mode under ``no_grad``; its
     train/eval flags are restored afterwards.
     """
     names = [layer] if isinstance(layer, str) else (list(layer) if layer is not None else [])
@@ -177,7 +180,8 @@ def extract_features(
                     inputs = inputs.to(device)
                 if capture is not None:
                     capture.clear()
-                output = model(inputs)
+                output = model(inputs) if data_key is None else model(inputs, data_key=data_key)
+                output = split_output(output)[0]
                 if capture is None:
                     chunks[None].append(_to_numpy(output, "the model output"))
                 else:

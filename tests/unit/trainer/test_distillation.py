@@ -136,3 +136,21 @@ def test_bad_options():
         KnowledgeDistillation(alpha=1.5)
     with pytest.raises(ConfigError, match="phases"):
         KnowledgeDistillation(phases=["training"])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_teacher_and_batch_logits_on_cuda():
+    x, y = data()
+    torch.manual_seed(7)
+    teacher = nn.Linear(5, 3)
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)
+    history = Trainer(student(), {"train": loader}, epochs=1, device="cuda",
+                      modules=[KnowledgeDistillation(teacher=teacher)]).fit()
+    assert next(teacher.parameters()).device.type == "cuda"
+    with torch.no_grad():
+        logits = teacher.cpu()(x)
+    loader = DataLoader(WithLogits(x, y, logits), batch_size=16)
+    again = Trainer(student(), {"train": loader}, epochs=1, device="cuda",
+                    modules=[KnowledgeDistillation()]).fit()
+    assert again["train.distillation_loss"][0] == pytest.approx(history["train.distillation_loss"][0], rel=1e-4)

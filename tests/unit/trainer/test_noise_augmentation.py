@@ -141,3 +141,22 @@ def test_errors():
     state = prepared(module)
     with pytest.raises(TrainingError, match="floating-point"):
         apply(module, state, torch.zeros(2, 6, dtype=torch.long))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_noise_on_cuda_is_reproducible():
+    first = fit_on("cuda")
+    second = fit_on("cuda")
+    for (a, ea), (b, eb) in zip(first[("validation", 1)], second[("validation", 1)]):
+        assert a.device.type == "cuda" and ea["noise_std"].device.type == "cuda"
+        assert torch.equal(a, b)
+    assert torch.equal(first[("validation", 1)][0][0], first[("validation", 2)][0][0])
+
+
+def fit_on(device):
+    torch.manual_seed(0)
+    recorder = Recorder()
+    Trainer(nn.Linear(6, 2), loaders(), epochs=2, device=device, seed=0,
+            modules=[NoiseAugmentation(std=[0.1, 1.0], phases=("train", "validation")), recorder]).fit()
+    return recorder.seen

@@ -92,3 +92,18 @@ def test_extract_refuses_iterable_dataset_and_bad_rows():
     loader = DataLoader(TensorDataset(torch.randn(6, 3), torch.zeros(6)), batch_size=3)
     with pytest.raises(TransferError, match="one row per input sample"):
         extract_features(Pooled(), loader)
+
+
+def test_extract_unwraps_extras_output_models_and_passes_data_key():
+    class MultiTask(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.heads = nn.ModuleDict({"a": nn.Linear(3, 2), "b": nn.Linear(3, 4)})
+
+        def forward(self, x, data_key="a"):
+            return {"hidden": x}, self.heads[data_key](x)
+
+    net = MultiTask()
+    loader = DataLoader(TensorDataset(torch.randn(5, 3), torch.zeros(5)), batch_size=2)
+    assert extract_features(net, loader).shape == (5, 2)
+    assert extract_features(net, loader, data_key="b").shape == (5, 4)
