@@ -15,7 +15,7 @@ placeholders so the indices, and thus the state_dict keys, never change).
 
 With ``global_pool=False`` (classic VGG) the first classifier layer sees the
 flattened feature map, so its shape depends on the input resolution; with
-``global_pool=True`` it sees 512 channel means and every parameter transfers
+``global_pool=True`` it sees the last layer's channel means and every parameter transfers
 between resolutions (multigrid training).
 """
 
@@ -46,6 +46,7 @@ class VGG(nn.Module):
         global_pool: bool = False,
         classifier_width: int = 4096,
         dropout: float = 0.5,
+        base_width: int = 64,
     ):
         super().__init__()
         if depth not in LAYOUTS:
@@ -54,6 +55,8 @@ class VGG(nn.Module):
             raise ConfigError(f"`classifier_width` must be a positive integer; got {classifier_width}.")
         if not 0.0 <= float(dropout) < 1.0:
             raise ConfigError(f"`dropout` must lie in [0, 1); got {dropout}.")
+        if int(base_width) < 1:
+            raise ConfigError(f"`base_width` must be a positive integer; got {base_width}.")
         channels, height, width = input_shape
         pools_that_fit = max(0, min(height, width).bit_length() - 1)
         layers: list[nn.Module] = []
@@ -63,11 +66,12 @@ class VGG(nn.Module):
                 pools += 1
                 layers.append(nn.MaxPool2d(2, 2) if pools <= pools_that_fit else nn.Identity())
                 continue
-            layers.append(nn.Conv2d(channels, entry, kernel_size=3, padding=1))
+            out_channels = entry * int(base_width) // 64
+            layers.append(nn.Conv2d(channels, out_channels, kernel_size=3, padding=1))
             if batch_norm:
-                layers.append(nn.BatchNorm2d(entry))
+                layers.append(nn.BatchNorm2d(out_channels))
             layers.append(nn.ReLU(inplace=True))
-            channels = entry
+            channels = out_channels
         if global_pool:
             layers.append(nn.AdaptiveAvgPool2d(1))
         layers.append(nn.Flatten())
@@ -110,11 +114,14 @@ def vgg_model_fn(
     global_pool: bool = False,
     classifier_width: int = 4096,
     dropout: float = 0.5,
+    base_width: int = 64,
     num_classes: int | None = None,
 ) -> VGG:
     """nnfabrik model function: a :class:`VGG` of ``depth`` 11 or 16, seeded init.
 
-    A ``classifier_width`` of 256 or 512 keeps the head small for 8x8-32x32 data.
+    A ``classifier_width`` of 256 or 512 keeps the head small for 8x8-32x32
+    data; ``base_width`` scales the convolution widths (64 is the paper's,
+    and the only one whose weights match torchvision's).
     """
     info = data_info(dataloaders, num_classes)
     with seeded(seed):
@@ -126,4 +133,5 @@ def vgg_model_fn(
             global_pool=global_pool,
             classifier_width=classifier_width,
             dropout=dropout,
+            base_width=base_width,
         )
