@@ -33,14 +33,22 @@ def _selected(name: str, include: list, exclude: list) -> bool:
 
 def _check_selection(model: nn.Module, include: list, what: str) -> None:
     """Fail on an include pattern that selects nothing: it is almost always a typo."""
-    names = [name for name, _ in model.named_parameters()]
+    names = [name for name, _ in model.named_parameters()] + [name for name, _ in model.named_buffers()]
     for pattern in include:
         if not any(matches_any(name, [pattern]) for name in names):
             modules = [name for name, _ in model.named_children()]
             raise ConfigError(
-                f"{what}: pattern {pattern!r} matches no parameter of the model; "
+                f"{what}: pattern {pattern!r} matches no parameter or buffer of the model; "
                 f"top-level modules are {modules}"
             )
+
+
+def _batchnorm_selected(module_name: str, module: nn.Module, include: list, exclude: list) -> bool:
+    """Whether a BatchNorm layer lies wholly in the selection (by its parameters, else buffers)."""
+    names = [name for name, _ in module.named_parameters(recurse=False)]
+    names = names or [name for name, _ in module.named_buffers(recurse=False)]
+    prefix = f"{module_name}." if module_name else ""
+    return bool(names) and all(_selected(prefix + name, include, exclude) for name in names)
 
 
 def _keep_in_eval(module: nn.Module, inputs) -> None:
@@ -67,8 +75,9 @@ def freeze(
     """Freeze the parameters selected by ``include`` (all when ``None``) minus ``exclude``.
 
     Returns the names of the parameters frozen by this call.  A BatchNorm
-    layer whose parameters are all selected is kept in eval mode, unless
-    ``train_batchnorm`` is true, in which case its parameters stay trainable.
+    layer whose parameters (or, without affine parameters, buffers) are all
+    selected is kept in eval mode, unless ``train_batchnorm`` is true, in
+    which case it stays trainable and follows the model's mode.
     """
     include_list = as_pattern_list(include, "freeze include")
     exclude_list = as_pattern_list(exclude, "freeze exclude")
@@ -88,7 +97,7 @@ def freeze(
             if param.requires_grad:
                 param.requires_grad_(False)
                 frozen.append(f"{module_name}.{name}" if module_name else name)
-        if is_bn and own and len(selected) == len(own):
+        if is_bn and _batchnorm_selected(module_name, module, include_list, exclude_list):
             _set_batchnorm_eval_hook(module, True)
     return frozen
 
@@ -109,8 +118,10 @@ def unfreeze(model: nn.Module, include: Patterns = None, exclude: Patterns = Non
             if _selected(full, include_list, exclude_list) and not param.requires_grad:
                 param.requires_grad_(True)
                 unfrozen.append(full)
-        if isinstance(module, _BATCHNORM_TYPES) and all(
-            p.requires_grad for p in module.parameters(recurse=False)
+        if (
+            is_kept_in_eval(module)
+            and _batchnorm_selected(module_name, module, include_list, exclude_list)
+            and all(p.requires_grad for p in module.parameters(recurse=False))
         ):
             _set_batchnorm_eval_hook(module, False)
             module.train(model.training)

@@ -86,3 +86,16 @@ def test_pattern_that_matches_nothing_is_an_error():
         freeze_all_but(make_net(), [])
     with pytest.raises(ConfigError, match="pattern string"):
         freeze(make_net(), 3)
+
+
+def test_batchnorm_without_affine_parameters_is_kept_in_eval_by_its_buffers():
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, affine=False), nn.Linear(4, 2))
+    freeze(net, ["0", "1"])
+    net.train()
+    before = net[1].running_mean.clone()
+    net(torch.randn(6, 3) + 4)
+    assert torch.equal(net[1].running_mean, before)
+    unfreeze(net, "2")  # outside the BatchNorm layer: it stays held
+    assert is_kept_in_eval(net[1])
+    unfreeze(net, ["0", "1"])
+    assert not is_kept_in_eval(net[1]) and net[1].training
