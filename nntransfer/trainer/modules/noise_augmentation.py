@@ -108,11 +108,10 @@ class NoiseAugmentation(MainLoopModule):
 
     def setup(self, state):
         run_seed = state.seed if state.seed is not None else 0
-        self.seed = run_seed if self.seed is None else self.seed
-        self.eval_seed = run_seed if self.eval_seed is None else self.eval_seed
+        self._eval_seed_value = run_seed if self.eval_seed is None else self.eval_seed
         self._device = torch.device(state.device)
         self._generator = torch.Generator(device=self._device)
-        self._generator.manual_seed(self.seed)
+        self._generator.manual_seed(run_seed if self.seed is None else self.seed)
         if self._pending_generator_state is not None:
             self._generator.set_state(self._pending_generator_state.cpu())
             self._pending_generator_state = None
@@ -141,7 +140,7 @@ class NoiseAugmentation(MainLoopModule):
             generator = self._generator
         else:
             generator = torch.Generator(device=self._device)
-            generator.manual_seed(_eval_seed(self.eval_seed, state.phase, state.data_key, state.batch_index))
+            generator.manual_seed(_eval_seed(self._eval_seed_value, state.phase, state.data_key, state.batch_index))
         n = x.shape[0]
         levels = self._draw_levels(n, generator)
         if self.kind == "std":

@@ -160,3 +160,11 @@ def fit_on(device):
     Trainer(nn.Linear(6, 2), loaders(), epochs=2, device=device, seed=0,
             modules=[NoiseAugmentation(std=[0.1, 1.0], phases=("train", "validation")), recorder]).fit()
     return recorder.seen
+
+
+def test_fixed_eval_seed_gives_the_same_validation_noise_across_runs():
+    def validation_inputs(seed):
+        noise = NoiseAugmentation(std=0.5, phases=("train", "validation"), eval_seed=5)
+        return torch.cat([x for x, _ in fit(noise, epochs=1, seed=seed)[("validation", 1)]])
+
+    assert torch.equal(validation_inputs(0), validation_inputs(1))
