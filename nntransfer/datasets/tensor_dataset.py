@@ -5,6 +5,9 @@ digits) and are scaled, augmented, resized, normalised and flattened one item
 at a time.  That keeps CIFAR at 32x32 in memory even when a model wants 224x224
 inputs, and it lets one class serve all datasets.
 
+Inputs of other shapes, such as cached feature vectors ``(N, D)``, pass
+through unchanged (no scaling beyond ``scale``, no resizing).
+
 Attributes models rely on (see :mod:`nntransfer.models.data_info`):
 ``num_classes``, ``classes`` (original labels, in new-label order) and
 ``input_shape`` (shape of one returned input).
@@ -12,6 +15,7 @@ Attributes models rely on (see :mod:`nntransfer.models.data_info`):
 
 from __future__ import annotations
 
+import copy
 from typing import Mapping
 
 import numpy as np
@@ -88,11 +92,24 @@ class ImageTensorDataset(Dataset):
         return x, y, extras
 
     def _output_shape(self) -> tuple[int, ...]:
+        if self.images.ndim != 4:
+            return tuple(self.images.shape[1:])
         channels, height, width = self.images.shape[1:]
         if self.image_size is not None:
             height = width = self.image_size
         shape = (channels, height, width)
         return (channels * height * width,) if self.flatten else shape
+
+    def without_augmentation(self) -> "ImageTensorDataset":
+        """The same samples, in the same order, with augmentation off.
+
+        Use it to compute per-sample outputs (features, teacher logits) that a
+        later step aligns with this dataset: those must not depend on random
+        perturbations.
+        """
+        view = copy.copy(self)
+        view.augmentation = None
+        return view
 
     def reseed(self, seed: int) -> None:
         """Restart the augmentation stream; loader workers call this on start-up."""

@@ -1,0 +1,104 @@
+"""Fixed feature extractor, computed once: loaders over a frozen backbone's features.
+
+When only a new head is trained on top of a frozen network, running the
+backbone in every epoch repeats the same computation.  These helpers run it
+once per split (with :func:`nntransfer.transfer.features.extract_features`,
+in dataset order and without augmentation) and return ordinary loaders whose
+inputs are the feature vectors.  Labels, class attributes and transfer-data
+extras of the source datasets carry over, so any model builder of
+:mod:`nntransfer.models` (an MLP, or a linear head with ``hidden_sizes=[]``)
+can be trained on them.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from nntransfer.datasets.loaders import make_loader
+from nntransfer.datasets.tensor_dataset import ImageTensorDataset
+from nntransfer.errors import DataError, TransferError
+from nntransfer.transfer.features import extract_features
+
+
+def cached_feature_loaders(
+    backbone: nn.Module,
+    dataloaders: Mapping,
+    *,
+    layer: str | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+) -> dict:
+    """Replace every loader's inputs by ``backbone``'s (flattened) output.
+
+    ``layer`` names a submodule whose output is used instead of the model
+    output, e.g. ``layer="features"`` for the models of this package.  The
+    source datasets must be :class:`ImageTensorDataset` (all datasets of this
+    package are), since labels and extras are read from them directly.
+    """
+    return {
+        split: (
+            {key: _feature_loader(backbone, split, l, layer, batch_size, seed) for key, l in loader.items()}
+            if isinstance(loader, Mapping)
+            else _feature_loader(backbone, split, loader, layer, batch_size, seed)
+        )
+        for split, loader in dataloaders.items()
+    }
+
+
+def _feature_loader(backbone, split, loader, layer, batch_size, seed) -> DataLoader:
+    source = loader.dataset
+    if not isinstance(source, ImageTensorDataset):
+        raise DataError(
+            f"Cached features need the datasets of nntransfer.datasets; the {split!r} loader "
+            f"holds a {type(source).__name__}."
+        )
+    features = extract_features(backbone, source.without_augmentation(), layer=layer)
+    inputs = torch.from_numpy(features).reshape(len(source), -1)
+    dataset = ImageTensorDataset(
+        inputs, source.labels, classes=source.classes, return_index=source.return_index
+    )
+    dataset.extras = dict(source.extras)
+    return make_loader(dataset, split, batch_size or loader.batch_size, seed)
+
+
+def cached_features_dataset_fn(
+    seed: int,
+    *,
+    dataset_fn: str = "nntransfer.datasets.digits.digits_dataset_fn",
+    dataset_config: dict | None = None,
+    model_fn: str = "nntransfer.models.mlp.mlp_model_fn",
+    model_config: dict | None = None,
+    weights_path: str | None = None,
+    layer: str = "features",
+    batch_size: int | None = None,
+    transfer_data: dict | None = None,
+) -> dict:
+    """nnfabrik dataset function: features of a frozen, pretrained network.
+
+    Builds the source loaders (``dataset_fn`` with ``dataset_config``), the
+    network (``model_fn`` with ``model_config``), loads its full state_dict
+    from the local file ``weights_path``, and returns loaders over the output
+    of ``layer``.  ``transfer_data`` is handed to the source dataset, so its
+    rows stay aligned with the samples.
+    """
+    from nntransfer.builder import resolve_fn  # resolves dotted paths with importlib
+
+    source_config = dict(dataset_config or {})
+    if transfer_data is not None:
+        source_config["transfer_data"] = transfer_data
+    loaders = resolve_fn(dataset_fn, "dataset_fn")(seed, **source_config)
+    network = resolve_fn(model_fn, "model_fn")(loaders, seed, **(model_config or {}))
+    if weights_path is not None:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        try:
+            network.load_state_dict(state)
+        except RuntimeError as error:
+            raise TransferError(
+                f"The weights in {weights_path!r} do not fit the network built by {model_fn!r} "
+                f"with {model_config!r}: {error}"
+            ) from error
+    return cached_feature_loaders(network, loaders, layer=layer, batch_size=batch_size, seed=seed)
