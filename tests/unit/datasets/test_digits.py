@@ -170,3 +170,21 @@ def test_return_index_adds_positions_without_transfer_data():
 def test_bad_options_raise_config_error(kwargs):
     with pytest.raises(ConfigError):
         digits_dataset_fn(0, **kwargs)
+
+
+def test_augmentation_in_worker_processes_is_reproducible():
+    options = {"augmentation": {"shift": 1, "noise": 0.1}, "num_workers": 2, "batch_size": 256}
+    first = _all(digits_dataset_fn(0, **options)["train"])[0]
+    again = _all(digits_dataset_fn(0, **options)["train"])[0]
+    assert torch.equal(first, again)
+
+
+def test_each_worker_draws_its_own_augmentation_stream():
+    loader = digits_dataset_fn(
+        0, augmentation={"noise": 0.1}, normalize=False, num_workers=2, batch_size=256, return_index=True
+    )["train"]
+    clean = loader.dataset.without_augmentation()
+    noises = []
+    for x, _, extras in list(loader)[:2]:  # batch 0 comes from worker 0, batch 1 from worker 1
+        noises.append(x[0] - clean[int(extras["index"][0])][0])
+    assert not torch.allclose(noises[0], noises[1])
