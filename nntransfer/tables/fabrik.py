@@ -11,7 +11,7 @@ from __future__ import annotations
 import getpass
 import logging
 
-from ..builder import resolve_fn
+from ..configs import config_class_for
 from ..db import import_datajoint
 from ..errors import DuplicateEntryError, FabrikantError
 from ..hashing import config_hash, from_jsonable, to_jsonable
@@ -94,8 +94,10 @@ class ConfigTable:
 
         Keywords follow nnfabrik: ``dataset_fn=…, dataset_config=…,
         dataset_fabrikant=…, dataset_comment=…`` (or ``model_…`` / ``trainer_…``).
-        The function is imported first, so a typo fails here and not hours
-        later in a worker.  Inserting the same configuration again is a no-op
+        The function is imported first and the config is completed with the
+        function's defaults and checked against its signature, so a typo fails
+        here and not hours later in a worker, and the same effective
+        configuration always gets the same key.  Inserting the same configuration again is a no-op
         that returns the existing key (``skip_duplicates`` is accepted for
         nnfabrik compatibility); a different configuration under the same key
         is an error.
@@ -112,9 +114,11 @@ class ConfigTable:
             )
         if fn is None:
             raise TypeError(f"{type(self).__name__}.add_entry needs {k}_fn (a dotted function path).")
-        resolve_fn(fn, f"{k}_fn")
-        stored_config = to_jsonable(config or {}, path=f"{k}_config")
-        key = {f"{k}_fn": fn, f"{k}_hash": config_hash(config or {})}
+        # Filling in the function's defaults makes {} and {"batch_size": 64} (the
+        # default) one entry, and checks names and types before anything is stored.
+        config = config_class_for(fn, k)(**(config or {})).to_dict()
+        stored_config = to_jsonable(config, path=f"{k}_config")
+        key = {f"{k}_fn": fn, f"{k}_hash": config_hash(config)}
         existing = (self & key).to_dicts()
         if existing:
             if existing[0][f"{k}_config"] != stored_config:

@@ -43,3 +43,8 @@ def data_trainer(model, dataloaders, seed, uid=None, cb=None):
 
     n = len(dataloaders["train"].dataset)
     return 0.0, {"transfer_data": {"train": {"logits": np.arange(n * 2, dtype=np.float32).reshape(n, 2)}}}, model.state_dict()
+
+
+def kwargs_trainer(model, dataloaders, seed, uid=None, cb=None, **config):
+    """An nnfabrik-style trainer that takes any keyword."""
+    return 0.0, {"config": config}, model.state_dict()

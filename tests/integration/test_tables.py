@@ -26,7 +26,10 @@ def test_add_entry_returns_key_and_is_idempotent(db):
     assert set(key) == {"dataset_fn", "dataset_hash"}
     assert len(db.Dataset()) == 1
     row = (db.Dataset() & key).fetch1()
-    assert row["dataset_config"] == {"batch_size": 32}
+    assert row["dataset_config"]["batch_size"] == 32  # completed with the function's defaults
+    assert row["dataset_config"]["validation_fraction"] == 0.2
+    # the defaults written out are the same entry as the defaults left out
+    assert db.Dataset().add_entry(dataset_fn=DIGITS, dataset_config=row["dataset_config"]) == key
     assert row["dataset_fabrikant"]  # the current user, added on first use
 
 
@@ -38,26 +41,32 @@ def test_function_that_does_not_import_inserts_nothing(db):
     assert len(db.Model()) == 0
 
 
-def test_config_that_is_not_json_is_rejected(db):
-    with pytest.raises(ConfigError, match=r"dataset_config\['transform'\]"):
-        db.Dataset().add_entry(dataset_fn=DIGITS, dataset_config={"transform": object()})
-    assert len(db.Dataset()) == 0
+def test_config_that_is_not_json_or_not_in_the_signature_is_rejected(db):
+    with pytest.raises(ConfigError, match="batch_size"):
+        db.Dataset().add_entry(dataset_fn=DIGITS, dataset_config={"batch_size": object()})
+    with pytest.raises(ConfigError, match="batchsize"):
+        db.Dataset().add_entry(dataset_fn=DIGITS, dataset_config={"batchsize": 32})
+    with pytest.raises(ConfigError, match="transform is of type builtins.object"):
+        db.Trainer().add_entry(trainer_fn="itest_functions.kwargs_trainer", trainer_config={"transform": object()})
+    assert len(db.Dataset()) == 0 and len(db.Trainer()) == 0
 
 
 def test_different_config_under_an_existing_key_is_an_error(db):
+    from nntransfer.configs import config_class_for
     from nntransfer.hashing import config_hash
 
-    fabrikant = db.Fabrikant.get_current_user()
+    full = config_class_for(DIGITS, "dataset")(batch_size=8).to_dict()
     db.Dataset().insert1(
         {
             "dataset_fn": DIGITS,
-            "dataset_hash": config_hash({"batch_size": 8}),
-            "dataset_config": {"batch_size": 9},
-            "dataset_fabrikant": fabrikant,
+            "dataset_hash": config_hash(full),
+            "dataset_config": {**full, "batch_size": 9},
+            "dataset_fabrikant": db.Fabrikant.get_current_user(),
         }
     )
     with pytest.raises(DuplicateEntryError, match="different configuration"):
         db.Dataset().add_entry(dataset_fn=DIGITS, dataset_config={"batch_size": 8})
+    assert len(db.Dataset()) == 1
 
 
 def test_unknown_fabrikant_is_a_clear_error(db):
@@ -120,3 +129,21 @@ def test_template_table_in_a_users_own_schema(db, user_schema):
     assert MyTrainedModel.ModelStorage is not db.TrainedModel.ModelStorage
     model = MyTrainedModel().load_model(include_dataloader=False)
     assert isinstance(model, torch.nn.Module)
+
+
+def test_configs_and_experiments_insert_idempotently(db):
+    from nntransfer.configs import DatasetConfig, Experiment, ModelConfig, TrainerConfig
+
+    dataset = DatasetConfig.for_fn(DIGITS, batch_size=32, comment="first")
+    model = ModelConfig.for_fn(MLP, hidden_sizes=[8])
+    trainer = TrainerConfig.for_fn(TINY, steps=1, lr=float("nan"))
+    experiment = Experiment(dataset, model, trainer, seed=[1, 2])
+    keys = experiment.insert()
+    assert keys == experiment.insert() == experiment.keys()
+    assert len(db.Dataset()) == len(db.Model()) == len(db.Trainer()) == 1 and len(db.Seed()) == 2
+    # the comment is not hashed: the same config with another comment is the same entry
+    assert DatasetConfig.for_fn(DIGITS, batch_size=32, comment="second").insert() == dataset.key
+    fn, config = db.Trainer().get_config(trainer.key)
+    assert fn == TINY and config["lr"] != config["lr"]  # NaN survives the round trip
+    assert type(trainer).from_dict(config) == trainer
+    assert len(db.TrainedModel.key_source & keys) == 2

@@ -1,0 +1,36 @@
+"""`nntransfer db start|status|url|stop` on a separate embedded server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("NNTRANSFER_TEST_SERVER")), reason="the embedded server is tested once, not per server"
+)
+
+
+def cli(*args, home):
+    env = dict(os.environ, NNTRANSFER_HOME=str(home), NNTRANSFER_DB="embedded")
+    return subprocess.run([sys.executable, "-m", "nntransfer.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_db_lifecycle(tmp_path):
+    home = tmp_path / "home"
+    started = cli("db", "start", home=home)
+    assert started.returncode == 0, started.stderr
+    try:
+        status = cli("db", "status", home=home)
+        assert status.returncode == 0 and "running" in status.stdout
+        url = cli("db", "url", home=home).stdout.strip()
+        assert url.startswith("postgresql://postgres@/postgres?host=")
+        again = cli("db", "start", home=home)  # a second start finds the running server
+        assert again.returncode == 0 and status.stdout.split()[2] in again.stdout
+    finally:
+        stopped = cli("db", "stop", home=home)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    assert cli("db", "status", home=home).returncode == 3
+    assert "was not running" in cli("db", "stop", home=home).stdout
