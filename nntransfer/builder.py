@@ -57,7 +57,15 @@ def get_data(dataset_fn: str | Callable, dataset_config: dict, seed: int) -> Any
 
 
 def get_model(model_fn: str | Callable, model_config: dict, dataloaders: Any, seed: int, state_dict=None):
-    """Call the model function; optionally load a full state_dict into the model."""
+    """Call the model function; optionally load a full state_dict into the model.
+
+    Table options in the config (such as ``transfer``, read by the transfer
+    tables) are not passed to the function.
+    """
+    if isinstance(model_fn, str):
+        from .configs.functions import split_table_options
+
+        model_config, _ = split_table_options(model_fn, "model", model_config)
     model = resolve_fn(model_fn, "model_fn")(dataloaders, seed=seed, **model_config)
     if state_dict is not None:
         model.load_state_dict(state_dict)

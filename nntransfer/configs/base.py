@@ -31,7 +31,7 @@ from nntransfer.hashing import canonical_json, config_hash, from_jsonable, to_js
 
 _NO_DEFAULT = object()
 
-_CLASS_SETTINGS = ("kind", "fn", "descriptive_fields", "extra_allowed")
+_CLASS_SETTINGS = ("kind", "fn", "descriptive_fields", "extra_allowed", "omitted_when_none")
 
 
 class Field(typing.NamedTuple):
@@ -55,12 +55,16 @@ class Config:
       never is).
       ``extra_allowed``: accept keywords that are not declared (for functions
       that take ``**kwargs``); they must be JSON-able and are hashed.
+      ``omitted_when_none``: fields left out of :meth:`to_dict` (and so out of
+      the hash) while they are ``None``, so that adding such an optional
+      field to a class does not change the hash of existing configs.
     """
 
     kind: typing.ClassVar[str | None] = None
     fn: typing.ClassVar[str | None] = None
     descriptive_fields: typing.ClassVar[tuple[str, ...]] = ()
     extra_allowed: typing.ClassVar[bool] = False
+    omitted_when_none: typing.ClassVar[tuple[str, ...]] = ()
     _fields: typing.ClassVar[dict[str, Field]]
 
     comment: str = ""
@@ -126,7 +130,11 @@ class Config:
         """The hashed fields (defaults included) as a new dict; with
         ``include_descriptive=True`` also ``comment`` and other descriptive fields."""
         skipped = () if include_descriptive else self.descriptive()
-        values = {name: getattr(self, name) for name in self._fields if name not in skipped}
+        values = {
+            name: getattr(self, name)
+            for name in self._fields
+            if name not in skipped and not (name in self.omitted_when_none and getattr(self, name) is None)
+        }
         values.update(self._extra)
         return copy.deepcopy(values)
 

@@ -27,6 +27,14 @@ RUNTIME_PARAMETERS = {"dataset": ("transfer_data",), "model": (), "trainer": ()}
 run time (the previous step's transfer data): not config fields either, since
 they hold arrays, not parameters."""
 
+TABLE_OPTIONS = {"dataset": {}, "model": {"transfer": dict}, "trainer": {}}
+"""Per kind, config fields that every function of the kind gets although its
+signature lacks them: options the table layer reads and takes out before the
+call.  ``transfer`` (model configs) steers how a transfer step loads the
+previous step's state: ``{"rename": {...}, "include": [...], "exclude": [...]}``.
+They are hashed when set, since they change what is trained, and left out
+while ``None`` (see ``Config.omitted_when_none``)."""
+
 _BASES = {"dataset": DatasetConfig, "model": ModelConfig, "trainer": TrainerConfig}
 
 
@@ -87,6 +95,11 @@ def _build_class(fn_path, kind):
                 annotation = typing.Optional[annotation]
             namespace[parameter.name] = parameter.default
         annotations[parameter.name] = annotation
+    added = tuple(option for option in TABLE_OPTIONS[kind] if option not in parameters)
+    for option in added:
+        annotations[option] = typing.Optional[TABLE_OPTIONS[kind][option]]
+        namespace[option] = None
+    namespace["omitted_when_none"] = added
     namespace["__annotations__"] = annotations
     namespace["__doc__"] = f"Config of {fn_path}, derived from its signature."
     name = "".join(part.capitalize() for part in function.__name__.split("_")) + "Config"
@@ -94,6 +107,17 @@ def _build_class(fn_path, kind):
         return type(name, (_BASES[kind],), namespace)
     except ConfigError as error:
         raise ConfigError(f"{fn_path}: {error}") from None
+
+
+def split_table_options(fn_path, kind, config):
+    """Split a stored config into the function's keywords and the table options.
+
+    A function whose own signature has a parameter of a table option's name
+    gets it passed; otherwise the option goes to the table layer.
+    """
+    parameters = inspect.signature(resolve_fn(fn_path, f"{kind}_fn")).parameters
+    options = {name: config[name] for name in TABLE_OPTIONS[kind] if name in config and name not in parameters}
+    return {name: value for name, value in config.items() if name not in options}, options
 
 
 def rebuild_config(fn_path, kind, values):

@@ -1,0 +1,33 @@
+"""Table options: config fields the table layer reads instead of the function."""
+
+import pytest
+
+from nntransfer.builder import get_model
+from nntransfer.configs import ModelConfig
+from nntransfer.configs.functions import split_table_options
+from nntransfer.datasets.digits import digits_dataset_fn
+from nntransfer.errors import ConfigError
+
+MLP = "nntransfer.models.mlp.mlp_model_fn"
+
+
+def test_transfer_option_is_hashed_only_when_set():
+    plain = ModelConfig.for_fn(MLP)
+    steered = ModelConfig.for_fn(MLP, transfer={"exclude": ["classifier"]})
+    assert "transfer" not in plain.to_dict()
+    assert steered.to_dict()["transfer"] == {"exclude": ["classifier"]}
+    assert plain.hash != steered.hash
+    assert type(plain).from_dict(steered.to_dict()) == steered
+
+
+def test_transfer_option_must_be_a_dict():
+    with pytest.raises(ConfigError, match="transfer"):
+        ModelConfig.for_fn(MLP, transfer=["classifier"])
+
+
+def test_model_function_never_receives_table_options():
+    config = ModelConfig.for_fn(MLP, hidden_sizes=[4], transfer={"exclude": ["classifier"]}).to_dict()
+    kwargs, options = split_table_options(MLP, "model", config)
+    assert options == {"transfer": {"exclude": ["classifier"]}} and "transfer" not in kwargs
+    model = get_model(MLP, config, digits_dataset_fn(0, batch_size=16), seed=0)
+    assert model.classifier.in_features == 4
