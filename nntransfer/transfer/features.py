@@ -115,8 +115,13 @@ def ordered_loader(loader: Union[DataLoader, Dataset], batch_size: Optional[int]
 
     Extraction must follow dataset order whatever sampler the training loader
     uses; anything that cannot be indexed cannot be aligned and is refused.
+    Per-sample outputs must not depend on random perturbations either, so a
+    dataset that offers ``without_augmentation()`` (nntransfer's datasets do)
+    is read through that view.
     """
     dataset = loader.dataset if isinstance(loader, DataLoader) else loader
+    if hasattr(dataset, "without_augmentation"):
+        dataset = dataset.without_augmentation()
     if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
         raise TransferError(
             "features can only be aligned with a map-style dataset (with __len__ and __getitem__); "
