@@ -28,7 +28,7 @@ def experiments():
         TRAINER,
         epochs=20,
         lr=3e-3,
-        modules={"early_stopping": {"objective": "validation.accuracy", "maximize": True, "patience": 4}},
+        modules={"early_stopping": {"objective": "validation.accuracy", "patience": 4}},
         comment="adam, early stopping",
     )
     return [

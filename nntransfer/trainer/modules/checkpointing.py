@@ -30,6 +30,7 @@ import torch
 from nntransfer.errors import ConfigError
 from nntransfer.trainer.checkpoints import LocalCheckpointStore
 from nntransfer.trainer.module import MainLoopModule
+from nntransfer.trainer.objective import resolve_maximize
 
 
 def capture_rng() -> dict:
@@ -71,7 +72,7 @@ class Checkpointing(MainLoopModule):
         every: int = 1,
         folder: str | None = None,
         objective: str = "validation.loss",
-        maximize: bool = False,
+        maximize: bool | None = None,
         resume: bool = True,
         store=None,
     ):
@@ -80,7 +81,7 @@ class Checkpointing(MainLoopModule):
         self.every = every
         self.folder = folder
         self.objective = objective
-        self.maximize = maximize
+        self.maximize = resolve_maximize("checkpointing", objective, maximize)
         self.resume = resume
         self.store = store
         self.best = None

@@ -15,6 +15,7 @@ import logging
 from nntransfer.errors import ConfigError
 from nntransfer.trainer.control import StopTraining
 from nntransfer.trainer.module import MainLoopModule
+from nntransfer.trainer.objective import resolve_maximize
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ class EarlyStopping(MainLoopModule):
     def __init__(
         self,
         objective: str = "validation.loss",
-        maximize: bool = False,
+        maximize: bool | None = None,
         patience: int = 5,
         tolerance: float = 0.0,
         max_epochs: int | None = None,
@@ -45,7 +46,7 @@ class EarlyStopping(MainLoopModule):
         if max_epochs is not None and (not isinstance(max_epochs, int) or max_epochs < 1):
             raise ConfigError(f"early_stopping: max_epochs must be None or an integer >= 1, got {max_epochs!r}.")
         self.objective = objective
-        self.maximize = maximize
+        self.maximize = resolve_maximize("early_stopping", objective, maximize)
         self.patience = patience
         self.tolerance = tolerance
         self.max_epochs = max_epochs
