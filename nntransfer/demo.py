@@ -55,15 +55,11 @@ def plot_learning_curves(rows: list[dict], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .analysis.plots import learning_curves
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for row in rows:
-        history = row["output"]["history"]
-        label = f"{row['comment'].split('. ')[1]}, seed {row['seed']}"
-        axes[0].plot(history["epoch"], history["train.loss"], label=label)
-        axes[1].plot(history["epoch"], history["validation.accuracy"], label=label)
-    axes[0].set(title="training loss", xlabel="epoch")
-    axes[1].set(title="validation accuracy", xlabel="epoch")
-    axes[1].legend()
+    learning_curves(rows, "train.loss", ax=axes[0])
+    learning_curves(rows, "validation.accuracy", ax=axes[1])
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
