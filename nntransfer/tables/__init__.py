@@ -14,6 +14,15 @@ from ..db import connect
 from .artifacts import ArtifactStore
 from .fabrik import ConfigTable, Dataset, Fabrikant, Model, Seed, Trainer, schema, table_for_kind
 from .trained import TrainedModel, TrainedModelBase, TrainingCallback
+from .checkpoints import Checkpoint, DatabaseCheckpointStore
+from .transfer import TransferredTrainedModel, TransferredTrainedModelBase, populate_all
+from .recipes import (
+    DatasetTransferRecipe,
+    ModelTransferRecipe,
+    TrainedModelTransferRecipe,
+    TrainerDatasetTransferRecipe,
+    TrainerTransferRecipe,
+)
 
 DEFAULT_SCHEMA = "nntransfer"
 
@@ -44,4 +53,14 @@ __all__ = [
     "TrainedModelBase",
     "TrainingCallback",
     "table_for_kind",
+    "Checkpoint",
+    "DatabaseCheckpointStore",
+    "TransferredTrainedModel",
+    "TransferredTrainedModelBase",
+    "populate_all",
+    "DatasetTransferRecipe",
+    "ModelTransferRecipe",
+    "TrainerTransferRecipe",
+    "TrainerDatasetTransferRecipe",
+    "TrainedModelTransferRecipe",
 ]

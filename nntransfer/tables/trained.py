@@ -123,7 +123,7 @@ class TrainingMixin:
         seed = key["seed"]
         dataset_config, receive = self.prepare_training(key, dataset_config, inputs)
         dataloaders = get_data(dataset_fn, dataset_config, seed)
-        net = get_model(model_fn, model_config, dataloaders, seed)
+        net = get_model(model_fn, self.model_build_config(model_config), dataloaders, seed)
         extra = receive(net) if receive else {}
         train = get_trainer(trainer_fn, trainer_config)
         score, output, model_state = train(net, dataloaders, seed, uid=dict(key), cb=self.callback_for(key))
@@ -179,6 +179,10 @@ class TrainingMixin:
     def extra_row_fields(self, key: dict, extra: dict) -> dict:
         return {}
 
+    def model_build_config(self, model_config: dict) -> dict:
+        """The keyword arguments the model function is called with (the stored config as is)."""
+        return model_config
+
     def callback_for(self, key: dict) -> TrainingCallback:
         return TrainingCallback(dict(key))
 
@@ -209,7 +213,7 @@ class TrainingMixin:
         model_fn, model_config = self.model_table().get_config(entry)
         dataset_config, _ = self.prepare_training(entry, dataset_config, self.fetch_inputs(entry))
         dataloaders = get_data(dataset_fn, dataset_config, seed)
-        model = get_model(model_fn, model_config, dataloaders, seed)
+        model = get_model(model_fn, self.model_build_config(model_config), dataloaders, seed)
         if include_state_dict:
             model.load_state_dict(self.fetch_state_dict(entry))
         result = [dataloaders, model] if include_dataloader else [model]

@@ -1,0 +1,193 @@
+"""Transfer recipes: which done steps to continue, and with what.
+
+A recipe row for ``transfer_step`` k says: take every *done* step k-1 whose
+configs match ``transfer_from``, and plan a step k with ``transfer_to``
+substituted; everything else stays the same (nnfabrik's rule).  Which configs
+a recipe may change is fixed by its table:
+
+=============================  ===============================
+table                          changes
+=============================  ===============================
+DatasetTransferRecipe          dataset
+ModelTransferRecipe            model
+TrainerTransferRecipe          trainer
+TrainerDatasetTransferRecipe   trainer and dataset
+TrainedModelTransferRecipe     dataset, model and trainer
+=============================  ===============================
+
+``transfer_from`` and ``transfer_to`` hold ``<kind>_fn`` and ``<kind>_hash``
+of each changed kind; the seed is always kept.  ``data_transfer`` becomes the
+new step's flag, i.e. what *it* will hand on (see
+:mod:`nntransfer.tables.transfer`).  Register recipes with
+``TransferredTrainedModel.transfer_recipe = [DatasetTransferRecipe(), ...]``;
+each registered recipe row plans its own successors.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..db import import_datajoint
+from ..errors import ConfigError, TransferError
+from ..hashing import config_hash
+from .fabrik import CONFIG_TABLES, schema
+from .transfer import CONFIG_FIELDS, plan_row
+
+dj = import_datajoint()
+log = logging.getLogger(__name__)
+
+_RECIPE_DEFINITION = """
+    # {comment}
+    transfer_step: int16        # the step this recipe plans (>= 1)
+    recipe_hash: char(32)       # hash of transfer_from, transfer_to and data_transfer
+    ---
+    data_transfer: bool         # the new step hands on its generated data (1) or its model state (0)
+    transfer_from: json         # configs of the done step to continue
+    transfer_to: json           # configs that replace them
+    recipe_comment = "": varchar(256)
+    recipe_ts = CURRENT_TIMESTAMP: datetime
+    """
+
+
+class TransferRecipe:
+    """Behaviour of every recipe table (a mixin); ``kinds`` are the configs it changes."""
+
+    kinds: tuple = ()
+
+    def add_entry(self, transfer_from: dict, transfer_to: dict, transfer_step: int, data_transfer: bool = False,
+                  comment: str = ""):
+        """Insert a recipe; return its key, or None when ``transfer_from`` names no stored config.
+
+        The same recipe inserted again is a no-op.  A step below 1, a step
+        with no recipe for the step before it (it could never run), and a
+        recipe that leads back to where it starts are errors.
+        """
+        name = type(self).__name__
+        transfer_from = self._check_side(transfer_from, "transfer_from")
+        transfer_to = self._check_side(transfer_to, "transfer_to")
+        if type(transfer_step) is not int or transfer_step < 1:
+            raise ConfigError(f"{name}: transfer_step must be an int >= 1 (step 0 is plain training), got {transfer_step!r}.")
+        if type(data_transfer) is not bool:
+            raise ConfigError(f"{name}: data_transfer must be True or False, got {data_transfer!r}.")
+        if transfer_from == transfer_to:
+            raise TransferError(
+                f"{name}: transfer_to equals transfer_from ({transfer_from}); the recipe would continue a step with "
+                "itself, a cycle. Change at least one config."
+            )
+        if transfer_step > 1 and not any(recipe & {"transfer_step": transfer_step - 1} for recipe in recipe_tables()):
+            raise TransferError(
+                f"{name}: no recipe plans step {transfer_step - 1}, so step {transfer_step} could never run; "
+                f"add the recipe for step {transfer_step - 1} first."
+            )
+        for kind in self.kinds:
+            table = CONFIG_TABLES[kind]
+            to_key = {f"{kind}_fn": transfer_to[f"{kind}_fn"], f"{kind}_hash": transfer_to[f"{kind}_hash"]}
+            if not table() & to_key:
+                raise ConfigError(f"{name}: transfer_to names {to_key}, which is not in {table.__name__}; add it first.")
+            from_key = {f"{kind}_fn": transfer_from[f"{kind}_fn"], f"{kind}_hash": transfer_from[f"{kind}_hash"]}
+            if not table() & from_key:
+                log.warning("%s: transfer_from %s matches no %s entry; nothing inserted.", name, from_key, table.__name__)
+                return None
+        key = {
+            "transfer_step": transfer_step,
+            "recipe_hash": config_hash({"from": transfer_from, "to": transfer_to, "data_transfer": data_transfer}),
+        }
+        if self & key:
+            return key
+        self.insert1({**key, "data_transfer": data_transfer, "transfer_from": transfer_from,
+                      "transfer_to": transfer_to, "recipe_comment": comment[:256]}, skip_duplicates=True)
+        return key
+
+    def _check_side(self, side, name):
+        expected = {f"{kind}_{part}" for kind in self.kinds for part in ("fn", "hash")}
+        if not isinstance(side, dict):
+            raise ConfigError(f"{type(self).__name__}: {name} must be a dict with {sorted(expected)}, got {side!r}.")
+        if set(side) != expected:
+            raise ConfigError(
+                f"{type(self).__name__}: {name} must have exactly the keys {sorted(expected)} (it changes "
+                f"{' and '.join(self.kinds)}, everything else stays the same); got {sorted(side)}."
+            )
+        for field, value in side.items():
+            if not isinstance(value, str):
+                raise ConfigError(f"{type(self).__name__}: {name}[{field!r}] must be a str, got {value!r}.")
+        return dict(side)
+
+    def plan_successors(self, target) -> int:
+        """Plan the steps this table's recipes ask for on ``target``'s new done rows; return the count."""
+        planned = 0
+        for recipe in self.to_dicts():
+            planned += _apply(target, recipe, type(self).__name__)
+        return planned
+
+
+def _apply(target, recipe: dict, table_name: str) -> int:
+    step = int(recipe["transfer_step"])
+    data_transfer = bool(recipe["data_transfer"])
+    transfer_to = recipe["transfer_to"]
+    plan = target.plan_table()
+    # the done rows this recipe continued already, found by the history their successors carry
+    planned = plan & {"transfer_step": step, "data_transfer": int(data_transfer)} & transfer_to
+    already = set(planned.to_arrays("collapsed_history"))
+    sources = target & {"transfer_step": step - 1} & recipe["transfer_from"]
+    new_histories = [h for h in sources.to_arrays("successor_history") if h not in already]
+    rows = []
+    for start in range(0, len(new_histories), 500):
+        chunk = [{"successor_history": h} for h in new_histories[start:start + 500]]
+        rows.extend(_successor_rows(sources & chunk, plan, recipe, table_name))
+    plan.insert(rows, skip_duplicates=True)
+    if rows:
+        log.info("%s planned %d step-%d entries", table_name, len(rows), step)
+    return len(rows)
+
+
+def _successor_rows(sources, plan, recipe: dict, table_name: str) -> list:
+    step = int(recipe["transfer_step"])
+    rows = []
+    for source in sources.to_dicts():
+        previous = {name: source[name] for name in plan.primary_key}
+        new = {name: previous[name] for name in CONFIG_FIELDS}
+        new.update(recipe["transfer_to"])
+        new.update(seed=previous["seed"], transfer_step=step, data_transfer=int(bool(recipe["data_transfer"])),
+                   collapsed_history=source["successor_history"])
+        rows.append(plan_row(new, previous, f"{table_name} {recipe['recipe_hash']}"))
+    return rows
+
+
+def _recipe_definition(comment: str) -> str:
+    return _RECIPE_DEFINITION.format(comment=comment)
+
+
+@schema
+class DatasetTransferRecipe(TransferRecipe, dj.Manual):
+    kinds = ("dataset",)
+    definition = _recipe_definition("recipes that continue a step on another dataset")
+
+
+@schema
+class ModelTransferRecipe(TransferRecipe, dj.Manual):
+    kinds = ("model",)
+    definition = _recipe_definition("recipes that continue a step with another model")
+
+
+@schema
+class TrainerTransferRecipe(TransferRecipe, dj.Manual):
+    kinds = ("trainer",)
+    definition = _recipe_definition("recipes that continue a step with another trainer")
+
+
+@schema
+class TrainerDatasetTransferRecipe(TransferRecipe, dj.Manual):
+    kinds = ("trainer", "dataset")
+    definition = _recipe_definition("recipes that continue a step with another trainer and dataset")
+
+
+@schema
+class TrainedModelTransferRecipe(TransferRecipe, dj.Manual):
+    kinds = ("dataset", "model", "trainer")
+    definition = _recipe_definition("recipes that continue a step with other dataset, model and trainer")
+
+
+def recipe_tables() -> list:
+    """Every recipe table, for checks that look across them."""
+    return [DatasetTransferRecipe(), ModelTransferRecipe(), TrainerTransferRecipe(),
+            TrainerDatasetTransferRecipe(), TrainedModelTransferRecipe()]

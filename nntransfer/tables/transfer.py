@@ -1,0 +1,428 @@
+"""TransferredTrainedModel: chains of trainings, each step starting from the one before.
+
+A row is one step of a chain: its dataset, model, trainer and seed, its
+``transfer_step`` (0 for the first training), its ``collapsed_history`` (one
+hash of every earlier step's key, ``""`` at step 0) and its ``data_transfer``
+flag.
+
+What ``data_transfer`` means: **a step's flag says what it hands to the next
+step.**  ``True``: the data it generated (its trainer's
+``output["transfer_data"]``), which the next step receives as
+``dataset_config["transfer_data"]``.  ``False``: its model state, which the
+next step's freshly built model receives through a partial load
+(:func:`nntransfer.transfer.loading.load_partial`).  nnfabrik's tutorial is
+written with this meaning (the logit-generating step 1 is flagged, the student
+at step 2 is not); the row's ``received`` column and :meth:`lineage` say what
+each step actually got.
+
+How the partial load is steered: the *model* config may hold a ``transfer``
+dict, ``{"rename": {old_prefix: new_prefix}, "include": [...], "exclude":
+[...]}`` (see :mod:`nntransfer.transfer.patterns`), e.g. ``{"exclude":
+["classifier"]}`` to reset the head.  It is taken out before the model
+function is called.  The load report is stored in ``load_report``; a load that
+matches nothing is an error.
+
+Why a table of planned steps: DataJoint 2 builds a Computed table's job keys
+from its foreign keys, so every row to compute is first *planned* in a
+companion Manual table ``<TableName>Plan`` (declared next to the table,
+automatically).  ``key_source`` is then "planned steps at step 0 or whose
+previous step is done", one indexed lookup.  Planning happens in
+:meth:`populate`: with no recipes registered, every dataset x model x trainer
+x seed becomes a step-0 plan (as nnfabrik does); with recipes, each recipe row
+for step k plans successors for the *done* step-(k-1) rows it matches that it
+has not planned yet (found by an indexed anti-lookup, not a join over the
+history).  The runner (:mod:`nntransfer.runner`) plans whole chains at once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+
+from ..builder import resolve_fn
+from ..db import import_datajoint
+from ..errors import ConfigError, TransferError
+from ..hashing import HISTORY_KEY_FIELDS, collapse_history
+from ..serialization import state_dict_from_bytes, transfer_data_from_bytes
+from .checkpoints import DatabaseCheckpointStore
+from .fabrik import schema
+from .trained import TrainingCallback, TrainingMixin, artifact_store
+
+dj = import_datajoint()
+log = logging.getLogger(__name__)
+
+CONFIG_KINDS = ("dataset", "model", "trainer")
+CONFIG_FIELDS = tuple(f"{kind}_{part}" for kind in CONFIG_KINDS for part in ("fn", "hash"))
+STEP_KEY_FIELDS = HISTORY_KEY_FIELDS + ("collapsed_history",)
+TRANSFER_OPTIONS = ("rename", "include", "exclude")
+
+RECEIVED_NOTHING = ""
+RECEIVED_STATE = "model_state"
+RECEIVED_DATA = "transfer_data"
+
+
+def _plan_definition(target_comment: str) -> str:
+    previous = "\n".join(f'    prev_{name} = "": varchar(128)' for name in CONFIG_FIELDS)
+    return f"""
+    # planned steps of {target_comment}; a step runs once the step before it is done
+    transfer_step: int16              # 0: first training; k: k-th transfer
+    -> self.dataset_table
+    -> self.model_table
+    -> self.trainer_table
+    -> self.seed_table
+    collapsed_history: varchar(32)    # hash of all earlier steps (empty at step 0)
+    data_transfer: int8               # what this step hands on: its generated data (1) or its model state (0)
+    ---
+{previous}
+    prev_data_transfer = null: int8   # what the previous step hands on (null at step 0)
+    prev_collapsed_history = "": varchar(32)
+    ready = 0: int8                   # 1 once the previous step is done (always at step 0)
+    planned_by = "": varchar(255)     # the recipe or runner that planned it
+    planned_ts = CURRENT_TIMESTAMP: datetime
+    index(ready)
+    """
+
+
+class PlannedStepBase:
+    """Behaviour of a plan table (a mixin; the tables are made per trained-model table)."""
+
+    def previous_key(self, key: dict) -> dict | None:
+        """The full key of the step before ``key`` (None at step 0)."""
+        row = (self & _step_key(key)).fetch1()
+        return _previous_from_plan_row(row)
+
+
+def _previous_from_plan_row(row: dict) -> dict | None:
+    if int(row["transfer_step"]) == 0:
+        return None
+    previous = {name: row[f"prev_{name}"] for name in CONFIG_FIELDS}
+    previous.update(
+        seed=int(row["seed"]),
+        transfer_step=int(row["transfer_step"]) - 1,
+        data_transfer=int(row["prev_data_transfer"]),
+        collapsed_history=row["prev_collapsed_history"],
+    )
+    return previous
+
+
+def _step_key(key: dict) -> dict:
+    missing = [name for name in STEP_KEY_FIELDS if name not in key]
+    if missing:
+        raise ConfigError(f"the key {key} lacks {missing}; a transfer step is selected by {list(STEP_KEY_FIELDS)}.")
+    step = {name: key[name] for name in STEP_KEY_FIELDS}
+    step["seed"] = int(step["seed"])
+    step["transfer_step"] = int(step["transfer_step"])
+    step["data_transfer"] = int(bool(step["data_transfer"]))
+    return step
+
+
+def plan_row(key: dict, previous: dict | None, planned_by: str = "") -> dict:
+    """The plan row of step ``key`` whose previous step is ``previous`` (None at step 0).
+
+    Checks that the chain is consistent: step numbers follow each other and
+    ``collapsed_history`` folds ``previous`` in, so a hand-made key cannot
+    claim a history it does not have.
+    """
+    key = _step_key(key)
+    row = {**key, "planned_by": planned_by[:255], "ready": 0, "prev_data_transfer": None, "prev_collapsed_history": ""}
+    row.update({f"prev_{name}": "" for name in CONFIG_FIELDS})
+    if previous is None:
+        row["ready"] = 1
+        if key["transfer_step"] != 0 or key["collapsed_history"] != "":
+            raise TransferError(
+                f"step {key} has no previous step, so it must be transfer_step 0 with collapsed_history ''."
+            )
+        return row
+    previous = _step_key(previous)
+    if key["transfer_step"] != previous["transfer_step"] + 1:
+        raise TransferError(
+            f"step {key['transfer_step']} cannot follow step {previous['transfer_step']}; a chain may not skip "
+            "or repeat a step."
+        )
+    expected = collapse_history(previous["collapsed_history"], previous)
+    if key["collapsed_history"] != expected:
+        raise TransferError(
+            f"step {key} has collapsed_history {key['collapsed_history']!r}, but following {previous} it must be "
+            f"{expected!r}; build step keys with TransferExperiment.steps() or let the recipes plan them."
+        )
+    row.update({f"prev_{name}": previous[name] for name in CONFIG_FIELDS})
+    row.update(prev_data_transfer=previous["data_transfer"], prev_collapsed_history=previous["collapsed_history"])
+    return row
+
+
+class _CompanionPlan:
+    """Class attribute ``plan_table``: the table's plan table, declared in its schema on first use.
+
+    The trained-model table's definition references it (``-> self.plan_table``),
+    so declaring the table declares its plan first; a process that finds both
+    already declared still gets a usable class.
+    """
+
+    def __get__(self, instance, owner):
+        plan = owner.__dict__.get("_plan_class")
+        if plan is None:
+            raise TypeError(f"{owner.__name__} is a template; subclass it and decorate the subclass with @schema.")
+        database = owner.__dict__.get("database")
+        if database and plan.__dict__.get("database") != database:
+            context = {
+                "Dataset": owner.dataset_table,
+                "Model": owner.model_table,
+                "Trainer": owner.trainer_table,
+                "Seed": owner.seed_table,
+            }
+            owner._connection.schemas[database](plan, context=context)
+        return plan
+
+
+class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
+    """Template of a transfer table; subclass it in your schema with ``@schema`` (see module doc).
+
+    ``transfer_recipe``: recipe tables (instances or classes) applied by
+    :meth:`populate`; several recipes for one step each plan their own
+    successors.  ``keep_checkpoints``: keep a finished training's checkpoints
+    (they are removed by default).
+    """
+
+    table_comment = "transferred trained models"
+    transfer_recipe: list = []
+    keep_checkpoints = False
+    plan_table = _CompanionPlan()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._plan_class = type(
+            f"{cls.__name__}Plan",
+            (PlannedStepBase, dj.Manual),
+            {
+                "definition": _plan_definition(cls.table_comment),
+                "dataset_table": cls.dataset_table,
+                "model_table": cls.model_table,
+                "trainer_table": cls.trainer_table,
+                "seed_table": cls.seed_table,
+                "__doc__": f"Steps planned for {cls.__name__}; see nntransfer.tables.transfer.",
+                "__module__": cls.__module__,
+            },
+        )
+        cls.definition = f"""
+        # {cls.table_comment}
+        -> self.plan_table
+        ---
+        comment = "": varchar(768)         # the comments of the three entries
+        score = null: float64              # score of the trainer (null when not finite)
+        output: json                       # output of the trainer, without transfer_data
+        -> [nullable] self.user_table
+        received = "": varchar(16)         # what the previous step handed over: model_state, transfer_data or nothing
+        load_report = null: json           # partial load of the previous model state (LoadReport.to_dict)
+        successor_history: char(32)        # collapsed_history of the steps that follow this one
+        trainedmodel_ts = CURRENT_TIMESTAMP: datetime
+        index(successor_history)
+        """
+
+    # -- what to compute ---------------------------------------------------
+    @property
+    def key_source(self):
+        return (self.plan_table() & "ready = 1").proj()
+
+    def populate(self, *restrictions, plan: bool = True, **kwargs):
+        """Plan new steps (see :meth:`plan`; ``plan=False`` only flags ready ones), then DataJoint's populate.
+
+        Steps whose previous step is done by this very call are planned and
+        run by the next call; :func:`populate_all` repeats until nothing is left.
+        """
+        if plan:
+            self.plan()
+        else:
+            self.mark_ready()
+        return super().populate(*restrictions, **kwargs)
+
+    def plan(self) -> int:
+        """Plan what the registered recipes (or, without recipes, step 0) ask for; return the count."""
+        recipes = [recipe() if isinstance(recipe, type) else recipe for recipe in (self.transfer_recipe or [])]
+        if recipes:
+            planned = sum(recipe.plan_successors(self) for recipe in recipes)
+        else:
+            planned = self.plan_first_steps()
+        self.mark_ready()
+        return planned
+
+    def mark_ready(self) -> int:
+        """Flag the planned steps whose previous step is done; return how many were flagged.
+
+        One indexed UPDATE: a done row's ``successor_history`` is the
+        ``collapsed_history`` of every step that follows it.
+        """
+        quote = self.connection.adapter.quote_identifier
+        plan = self.plan_table()
+        cursor = self.connection.query(
+            f"UPDATE {plan.full_table_name} SET {quote('ready')} = 1 WHERE {quote('ready')} = 0 AND "
+            f"{quote('collapsed_history')} IN (SELECT {quote('successor_history')} FROM {self.full_table_name})"
+        )
+        return cursor.rowcount
+
+    def plan_first_steps(self) -> int:
+        """Plan step 0 for every dataset x model x trainer x seed that has no step-0 plan yet."""
+        combinations = (
+            self.dataset_table.proj() * self.model_table.proj() * self.trainer_table.proj() * self.seed_table.proj()
+        )
+        planned = (self.plan_table() & {"transfer_step": 0}).proj()
+        new = (combinations - planned).to_dicts()
+        rows = [plan_row({**key, "transfer_step": 0, "collapsed_history": "", "data_transfer": 0}, None, "step 0")
+                for key in new]
+        self.plan_table().insert(rows, skip_duplicates=True)
+        return len(rows)
+
+    def plan_chain(self, steps: list, planned_by: str = "") -> int:
+        """Plan every step of one chain (the full step keys, step 0 first, as TransferExperiment.steps gives)."""
+        rows = [plan_row(key, steps[index - 1] if index else None, planned_by) for index, key in enumerate(steps)]
+        before = len(self.plan_table())
+        self.plan_table().insert(rows, skip_duplicates=True)
+        return len(self.plan_table()) - before
+
+    # -- training hooks ----------------------------------------------------
+    def model_build_config(self, model_config: dict) -> dict:
+        return {name: value for name, value in model_config.items() if name != "transfer"}
+
+    def fetch_inputs(self, key: dict):
+        previous = self.plan_table().previous_key(key)
+        if previous is None:
+            return None
+        done = self & previous
+        if not done:
+            raise TransferError(f"the step before {_step_key(key)} is not done: {previous}.")
+        if previous["data_transfer"]:
+            refs = (self.TransferData & previous).to_dicts()
+            if not refs:
+                raise TransferError(
+                    f"the step before {_step_key(key)} is flagged data_transfer=True but stored no transfer data; "
+                    "its trainer must return output['transfer_data'] (e.g. nntransfer.trainer.generate)."
+                )
+            kind, ref = RECEIVED_DATA, refs[0]
+        else:
+            kind, ref = RECEIVED_STATE, (self.ModelStorage & previous).fetch1()
+        _, model_config = self.model_table().get_config(key)
+        options = _transfer_options(model_config.get("transfer"))
+        return {"previous": previous, "received": kind, "artifact": ref, "options": options}
+
+    def prepare_training(self, key: dict, dataset_config: dict, inputs):
+        if inputs is None:
+            return dataset_config, lambda model: {"received": RECEIVED_NOTHING}
+        if inputs["received"] == RECEIVED_DATA:
+            dataset_fn, _ = self.dataset_table().get_config(key)
+            _check_accepts_transfer_data(dataset_fn)
+            data = transfer_data_from_bytes(artifact_store().get(inputs["artifact"], "transfer_data"))
+            return {**dataset_config, "transfer_data": data}, lambda model: {"received": RECEIVED_DATA}
+
+        def receive(model):
+            from ..transfer.loading import load_partial
+
+            state = state_dict_from_bytes(artifact_store().get(inputs["artifact"], "model_state"))
+            report = load_partial(model, state, **inputs["options"])
+            return {"received": RECEIVED_STATE, "load_report": report.to_dict()}
+
+        return dataset_config, receive
+
+    def extra_row_fields(self, key: dict, extra: dict) -> dict:
+        return {
+            "received": extra.get("received", RECEIVED_NOTHING),
+            "load_report": extra.get("load_report"),
+            "successor_history": collapse_history(key["collapsed_history"], _step_key(key)),
+        }
+
+    def callback_for(self, key: dict) -> TrainingCallback:
+        return TrainingCallback(dict(key), checkpoint_store=DatabaseCheckpointStore(self, key))
+
+    def make_insert(self, key: dict, *results):
+        super().make_insert(key, *results)
+        if not self.keep_checkpoints:
+            DatabaseCheckpointStore(self, key).clear()
+
+    # -- reading -----------------------------------------------------------
+    def lineage(self, key: dict | None = None) -> list[dict]:
+        """The chain of steps that led to one entry, step 0 first.
+
+        Each item has the step's key, its three configs, score, what it
+        received (``""``, ``"model_state"``, ``"transfer_data"``), the load
+        report and whether it is done.
+        """
+        step = (self.plan_table() & (key or {})).fetch("KEY")
+        if len(step) != 1:
+            raise ConfigError(f"lineage needs a key that selects one planned step; {key} selects {len(step)}.")
+        chain = []
+        current = _step_key(step[0])
+        while current is not None:
+            chain.append(self._lineage_item(current))
+            current = self.plan_table().previous_key(current)
+        return chain[::-1]
+
+    def _lineage_item(self, key: dict) -> dict:
+        item = {"key": key}
+        for kind, table in (("dataset", self.dataset_table), ("model", self.model_table), ("trainer", self.trainer_table)):
+            item[f"{kind}_fn"], item[f"{kind}_config"] = table().get_config(key)
+        rows = (self & key).to_dicts()
+        item["done"] = bool(rows)
+        row = rows[0] if rows else {}
+        item["score"] = row.get("score")
+        item["received"] = row.get("received")
+        item["load_report"] = row.get("load_report")
+        item["hands_on"] = RECEIVED_DATA if key["data_transfer"] else RECEIVED_STATE
+        return item
+
+    def describe_lineage(self, key: dict | None = None) -> str:
+        """:meth:`lineage` as text, one paragraph per step."""
+        from ..transfer.loading import LoadReport
+
+        lines = []
+        for item in self.lineage(key):
+            k = item["key"]
+            state = f"score {item['score']}" if item["done"] else "not done"
+            received = {"": "nothing (first step)", RECEIVED_STATE: "the previous model state",
+                        RECEIVED_DATA: "the previous step's generated data", None: "-"}[item["received"]]
+            lines.append(
+                f"step {k['transfer_step']}: {k['dataset_fn']} / {k['model_fn']} / {k['trainer_fn']} "
+                f"(seed {k['seed']}), {state}; received {received}; hands on its {item['hands_on'].replace('_', ' ')}"
+            )
+            if item["load_report"]:
+                report = str(LoadReport.from_dict(item["load_report"]))
+                lines.extend("    " + line for line in report.splitlines())
+        return "\n".join(lines)
+
+
+def _transfer_options(options) -> dict:
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ConfigError(
+            f"model_config['transfer'] must be a dict with keys among {list(TRANSFER_OPTIONS)}, got {options!r}."
+        )
+    unknown = sorted(set(options) - set(TRANSFER_OPTIONS))
+    if unknown:
+        raise ConfigError(f"model_config['transfer'] has unknown keys {unknown}; known are {list(TRANSFER_OPTIONS)}.")
+    return dict(options)
+
+
+def _check_accepts_transfer_data(dataset_fn: str) -> None:
+    parameters = inspect.signature(resolve_fn(dataset_fn, "dataset_fn")).parameters
+    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    if "transfer_data" not in parameters and not takes_kwargs:
+        raise TransferError(
+            f"the previous step hands on generated data, but {dataset_fn} takes no transfer_data argument; "
+            "use a dataset function that accepts transfer_data={split: {name: array}} (e.g. digits_dataset_fn), "
+            "or flag the previous step data_transfer=False to hand on its model state."
+        )
+
+
+def populate_all(table, *restrictions, max_rounds: int = 100, **kwargs) -> dict:
+    """Populate ``table`` until a round finds nothing to do: every step in order, as the seed's notebook does."""
+    total = {"success_count": 0, "error_list": []}
+    for _ in range(max_rounds):
+        result = table.populate(*restrictions, **kwargs)
+        total["success_count"] += result["success_count"]
+        total["error_list"].extend(result["error_list"])
+        if not result["success_count"]:
+            break
+    return total
+
+
+@schema
+class TransferredTrainedModel(TransferredTrainedModelBase):
+    table_comment = "transferred trained models"
