@@ -8,12 +8,28 @@ inputs are the feature vectors.  Labels, class attributes and transfer-data
 extras of the source datasets carry over, so any model builder of
 :mod:`nntransfer.models` (an MLP, or a linear head with ``hidden_sizes=[]``)
 can be trained on them.
+
+Two ways to use it:
+
+* in a transfer chain (the database route): a step with
+  ``nntransfer.trainer.generate.generate_transfer_data`` and
+  ``layers=["features"]`` receives the pretrained state and hands on its
+  features as transfer data (``data_transfer=True``); the next step uses
+  :func:`transferred_features_dataset_fn` with the same source dataset
+  config and trains only a head (e.g. ``mlp_model_fn`` with
+  ``hidden_sizes=[]``);
+* with weights on disk (the function route):
+  :func:`cached_features_dataset_fn` with ``weights_path``.
+
+Both are valid only while the backbone stays frozen and the training data are
+not augmented: each sample's features are computed once.
 """
 
 from __future__ import annotations
 
 from typing import Mapping
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -57,12 +73,19 @@ def _feature_loader(backbone, split, loader, layer, batch_size, seed) -> DataLoa
             f"holds a {type(source).__name__}."
         )
     features = extract_features(backbone, source.without_augmentation(), layer=layer)
-    inputs = torch.from_numpy(features).reshape(len(source), -1)
+    return _loader_over(torch.from_numpy(features), source, split, batch_size or loader.batch_size, seed)
+
+
+def _loader_over(features: torch.Tensor, source: ImageTensorDataset, split, batch_size, seed) -> DataLoader:
+    """A loader whose inputs are ``features`` (flattened per sample) and whose labels are ``source``'s."""
     dataset = ImageTensorDataset(
-        inputs, source.labels, classes=source.classes, return_index=source.return_index
+        features.reshape(len(source), -1).float(),
+        source.labels,
+        classes=source.classes,
+        return_index=source.return_index,
     )
     dataset.extras = dict(source.extras)
-    return make_loader(dataset, split, batch_size or loader.batch_size, seed)
+    return make_loader(dataset, split, batch_size, seed)
 
 
 def cached_features_dataset_fn(
@@ -102,3 +125,59 @@ def cached_features_dataset_fn(
                 f"with {model_config!r}: {error}"
             ) from error
     return cached_feature_loaders(network, loaders, layer=layer, batch_size=batch_size, seed=seed)
+
+
+def transferred_features_dataset_fn(
+    seed: int,
+    *,
+    dataset_fn: str = "nntransfer.datasets.digits.digits_dataset_fn",
+    dataset_config: dict | None = None,
+    feature: str = "features.features",
+    batch_size: int | None = None,
+    transfer_data: dict | None = None,
+) -> dict:
+    """nnfabrik dataset function: features handed on by the previous transfer step.
+
+    The previous step ran ``generate_transfer_data`` with ``layers=["features"]``
+    on the source dataset (``dataset_fn`` with ``dataset_config``; the same
+    config and seed, so rows line up with samples), and its output arrives here
+    as ``transfer_data``.  Inputs become the array named ``feature`` of each
+    split, labels and class attributes come from the source dataset.
+    """
+    from nntransfer.builder import resolve_fn  # resolves dotted paths with importlib
+
+    if not isinstance(transfer_data, Mapping) or not transfer_data:
+        raise DataError(
+            "transferred_features_dataset_fn needs transfer_data: use it in the step after one that "
+            "ran nntransfer.trainer.generate.generate_transfer_data with layers=['features'] and "
+            "data_transfer=True, or use cached_features_dataset_fn with weights_path instead."
+        )
+    loaders = resolve_fn(dataset_fn, "dataset_fn")(seed, **(dataset_config or {}))
+    result = {}
+    for split, loader in loaders.items():
+        if isinstance(loader, Mapping) or not isinstance(loader.dataset, ImageTensorDataset):
+            raise DataError(
+                f"transferred_features_dataset_fn needs one dataset of nntransfer.datasets per split; "
+                f"{dataset_fn!r} gives {type(loader).__name__} for {split!r}."
+            )
+        arrays = transfer_data.get(split)
+        if arrays is None:
+            raise DataError(
+                f"transfer_data has no split {split!r} (it has {sorted(transfer_data)}); generate features "
+                "for every split (generate_transfer_data's default splits)."
+            )
+        if feature not in arrays:
+            raise DataError(
+                f"transfer_data[{split!r}] has no array {feature!r}; it has {sorted(arrays)}. Set `feature` "
+                "to one of them, or add the layer to generate_transfer_data's `layers` "
+                "(layer 'features' is stored as 'features.features')."
+            )
+        features = torch.as_tensor(np.asarray(arrays[feature]))
+        if len(features) != len(loader.dataset):
+            raise TransferError(
+                f"transfer_data[{split!r}][{feature!r}] has {len(features)} rows, but the {split!r} split of "
+                f"{dataset_fn!r} has {len(loader.dataset)} samples. The features must come from a step with "
+                "the same dataset config and seed as `dataset_config` here."
+            )
+        result[split] = _loader_over(features, loader.dataset, split, batch_size or loader.batch_size, seed)
+    return result
