@@ -2,6 +2,13 @@
 
     nntransfer db start|stop|status|url    manage the embedded PostgreSQL server
     nntransfer demo                        train the digits demo and print the results
+    nntransfer run RECIPE                  insert a recipe's experiments and train every step in order
+    nntransfer worker RECIPE [--jobs N]    train the recipe's ready steps with reserved jobs until none is left
+    nntransfer status RECIPE               done / running / pending / blocked / error per transfer step
+    nntransfer retry RECIPE                queue the recipe's failed steps again
+
+RECIPE is a module name or a .py file that defines ``experiments``
+(see :mod:`nntransfer.runner`).
 """
 
 from __future__ import annotations
@@ -52,6 +59,71 @@ def _demo(args) -> int:
     return demo_main(schema=args.schema, plot=args.plot)
 
 
+def _activate_recipe(args):
+    from . import runner, tables
+
+    tables.activate(args.schema)
+    return runner, runner.load_recipe(args.recipe)
+
+
+def _run(args) -> int:
+    runner, recipe = _activate_recipe(args)
+    result = runner.run(recipe)
+    for key, error in result["error_list"]:
+        print(f"error in {key}: {error}", file=sys.stderr)
+    print(f"trained {result['success_count']} steps")
+    print(runner.format_status(runner.status(recipe)))
+    return 1 if result["error_list"] else 0
+
+
+def _work_process(recipe_spec, schema, orphan_timeout, poll, verbose):
+    """One worker process (a separate process per --jobs, started by spawn)."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    from . import runner, tables
+
+    tables.activate(schema)
+    return runner.work(runner.load_recipe(recipe_spec), orphan_timeout=orphan_timeout, poll=poll)
+
+
+def _worker(args) -> int:
+    runner, recipe = _activate_recipe(args)
+    runner.insert(recipe)
+    if args.jobs == 1:
+        result = runner.work(recipe, orphan_timeout=args.orphan_timeout, poll=args.poll)
+        print(f"trained {result['trained']} steps, {result['errors']} errors")
+        return 0
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(args.jobs) as pool:
+        results = pool.starmap(
+            _work_process,
+            [(args.recipe, args.schema, args.orphan_timeout, args.poll, args.verbose)] * args.jobs,
+        )
+    print(f"trained {sum(r['trained'] for r in results)} steps, {sum(r['errors'] for r in results)} errors")
+    return 0
+
+
+def _status(args) -> int:
+    runner, recipe = _activate_recipe(args)
+    print(runner.format_status(runner.status(recipe)))
+    return 0
+
+
+def _retry(args) -> int:
+    runner, recipe = _activate_recipe(args)
+    print(f"queued {runner.retry(recipe)} failed steps again")
+    return 0
+
+
+def _recipe_command(commands, name, help_text, run):
+    command = commands.add_parser(name, help=help_text)
+    command.add_argument("recipe", help="recipe module name or .py file defining `experiments`")
+    command.add_argument("--schema", default=None, help="schema name (default: NNTRANSFER_SCHEMA or 'nntransfer')")
+    command.set_defaults(run=run)
+    return command
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nntransfer", description="Transfer-learning experiments in a database.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -65,6 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--schema", default=None, help="schema name (default: NNTRANSFER_SCHEMA or 'nntransfer_demo')")
     demo.add_argument("--plot", default="nntransfer-demo.png", help="where to write the plot")
     demo.set_defaults(run=_demo)
+
+    _recipe_command(commands, "run", "insert a recipe and train all its steps here, in order", _run)
+    worker = _recipe_command(commands, "worker", "train a recipe's ready steps until none is left (cluster job)", _worker)
+    worker.add_argument("--jobs", type=int, default=1, help="worker processes to run (default 1)")
+    worker.add_argument("--orphan-timeout", type=float, default=300.0,
+                        help="seconds without heartbeat after which another worker takes a job over (default 300)")
+    worker.add_argument("--poll", type=float, default=1.0, help="seconds between looks for new work (default 1)")
+    _recipe_command(commands, "status", "count a recipe's steps: done, running, pending, blocked, error", _status)
+    _recipe_command(commands, "retry", "queue a recipe's failed steps again", _retry)
     return parser
 
 

@@ -174,6 +174,29 @@ class _CompanionPlan:
         return plan
 
 
+class HeartbeatCallback(TrainingCallback):
+    """The trainer's ``cb``: brings the database checkpoint store and renews the job's reservation.
+
+    Every call moves the reserved job's ``reserved_time`` to now, so
+    ``jobs.refresh(orphan_timeout=t)`` hands a job to another worker only
+    when its worker has been silent for ``t`` seconds, however long the
+    training takes.
+    """
+
+    def __init__(self, key: dict, checkpoint_store, jobs):
+        super().__init__(key, checkpoint_store=checkpoint_store)
+        self.jobs = jobs
+
+    def __call__(self, *args, **info):
+        super().__call__(*args, **info)
+        if not self.jobs.is_declared:
+            return
+        job = {name: self.key[name] for name in self.jobs.primary_key}
+        if self.jobs & job & "status = 'reserved'":
+            now = self.jobs.connection.query("SELECT CURRENT_TIMESTAMP(3)").fetchone()[0]
+            self.jobs.update1({**job, "reserved_time": now})
+
+
 class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
     """Template of a transfer table; subclass it in your schema with ``@schema`` (see module doc).
 
@@ -329,7 +352,7 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         }
 
     def callback_for(self, key: dict) -> TrainingCallback:
-        return TrainingCallback(dict(key), checkpoint_store=DatabaseCheckpointStore(self, key))
+        return HeartbeatCallback(dict(key), DatabaseCheckpointStore(self, key), self.jobs)
 
     def make_insert(self, key: dict, *results):
         super().make_insert(key, *results)

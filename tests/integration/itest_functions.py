@@ -48,3 +48,35 @@ def data_trainer(model, dataloaders, seed, uid=None, cb=None):
 def kwargs_trainer(model, dataloaders, seed, uid=None, cb=None, **config):
     """An nnfabrik-style trainer that takes any keyword."""
     return 0.0, {"config": config}, model.state_dict()
+
+
+def counting_trainer(model, dataloaders, seed, uid=None, cb=None, *, log_file: str, steps: int = 2):
+    """tiny_trainer that appends the trained key to ``log_file``, to count how often each key trains."""
+    import json
+
+    result = tiny_trainer(model, dataloaders, seed, uid=uid, cb=cb, steps=steps)
+    with open(log_file, "a") as log:
+        log.write(json.dumps({name: uid[name] for name in sorted(uid)}, default=int) + "\n")
+    return result
+
+
+def sleepy_standard_trainer(model, dataloaders, seed, uid=None, cb=None, *, epoch_sleep: float = 0.5, **config):
+    """standard_trainer slowed down after each epoch, reporting the checkpoint it resumed from."""
+    import time
+
+    from nntransfer.trainer.standard import standard_trainer
+
+    store = getattr(cb, "checkpoint_store", None)
+    last = store.load("last") if store is not None else None
+
+    class Slow:
+        checkpoint_store = store
+
+        def __call__(self, **info):
+            if cb is not None:
+                cb(**info)
+            time.sleep(epoch_sleep)
+
+    score, output, state = standard_trainer(model, dataloaders, seed, uid=uid, cb=Slow(), **config)
+    output["resumed_from"] = None if last is None else int(last["epoch"])
+    return score, output, state
