@@ -1,0 +1,60 @@
+"""`nntransfer run / status / retry` on a recipe file, and the results DataFrame."""
+
+from __future__ import annotations
+
+RECIPE = '''
+from nntransfer.configs import Experiment, TransferExperiment, config_class_for
+
+Digits = config_class_for("nntransfer.datasets.digits.digits_dataset_fn", "dataset")
+Mlp = config_class_for("nntransfer.models.mlp.mlp_model_fn", "model")
+Tiny = config_class_for("itest_functions.tiny_trainer", "trainer")
+Data = config_class_for("itest_functions.data_trainer", "trainer")
+Failing = config_class_for("itest_functions.failing_trainer", "trainer")
+seeds = [1, 2]
+teacher = Experiment(Digits(batch_size=64), Mlp(hidden_sizes=[8]), Tiny(steps=2), seed=seeds)
+logits = Experiment(Digits(batch_size=64), Mlp(hidden_sizes=[8]), Data(), seed=seeds)
+student = Experiment(Digits(batch_size=64), Mlp(hidden_sizes=[4]), Tiny(steps=3), seed=seeds)
+broken = Experiment(Digits(batch_size=64), Mlp(hidden_sizes=[8]), Failing(message="{message}"), seed=seeds)
+after_broken = Experiment(Digits(batch_size=64), Mlp(hidden_sizes=[8]), Tiny(steps=1), seed=seeds)
+experiments = {{
+    "distillation": TransferExperiment([teacher, logits, student], update=[None, {{"data_transfer": True}}, None]),
+    "broken": TransferExperiment([broken, after_broken]),
+}}
+'''
+
+
+def test_run_status_retry_and_results(db, tmp_path, capsys):
+    from nntransfer import runner
+    from nntransfer.analysis.results import lineage_frame, results
+    from nntransfer.cli import main
+
+    db.TransferredTrainedModel.jobs.delete()
+    recipe_file = tmp_path / "chain.py"
+    recipe_file.write_text(RECIPE.format(message="boom"))
+    assert main(["run", str(recipe_file)]) == 1  # the broken chain fails
+    out = capsys.readouterr()
+    assert "boom" in out.err and "trained 6 steps" in out.out
+    recipe = runner.load_recipe(str(recipe_file))
+    counts = runner.status(recipe)
+    assert counts["steps"][0] == {"done": 2, "running": 0, "pending": 2, "blocked": 0, "error": 0}
+    assert counts["steps"][1] == {"done": 2, "running": 0, "pending": 0, "blocked": 2, "error": 0}
+    assert counts["steps"][2]["done"] == 2
+
+    # worker mode records the errors in the jobs table; retry queues them again
+    assert runner.work(recipe, poll=0.1) == {"trained": 0, "errors": 2}
+    assert runner.status(recipe)["total"]["error"] == 2
+    assert main(["status", str(recipe_file)]) == 0
+    assert "error" in capsys.readouterr().out
+    assert main(["retry", str(recipe_file)]) == 0
+    assert "queued 2 failed steps" in capsys.readouterr().out
+    assert runner.status(recipe)["total"]["error"] == 0
+
+    frame = results(db.TransferredTrainedModel())
+    assert len(frame) == 6
+    assert {"score", "received", "dataset.batch_size", "model.hidden_sizes", "trainer.steps"} <= set(frame.columns)
+    assert list(frame[frame.transfer_step == 2].received) == ["transfer_data"] * 2
+    student_key = db.TransferredTrainedModel & {"transfer_step": 2, "seed": 1}
+    chain = lineage_frame(db.TransferredTrainedModel(), student_key.fetch1("KEY"))
+    assert list(chain.transfer_step) == [0, 1, 2]
+    assert list(chain.received) == ["", "model_state", "transfer_data"]
+    assert list(chain["load.loaded"].isna()) == [True, False, True]
