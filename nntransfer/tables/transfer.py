@@ -367,7 +367,7 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         received (``""``, ``"model_state"``, ``"transfer_data"``), the load
         report and whether it is done.
         """
-        step = (self.plan_table() & (key or {})).fetch("KEY")
+        step = (self.plan_table() & (key or {})).keys()
         if len(step) != 1:
             raise ConfigError(f"lineage needs a key that selects one planned step; {key} selects {len(step)}.")
         chain = []
