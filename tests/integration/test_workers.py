@@ -131,11 +131,6 @@ class _Callback:
             raise _Stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the checkpoint lacks the train loader's own shuffle generator, so a resumed run reshuffles "
-    "as from epoch 1; remove this marker once the checkpoint captures loader generators",
-)
 def test_resume_from_database_checkpoint_matches_an_uninterrupted_run(db):
     from nntransfer.builder import get_data, get_model
     from nntransfer.tables import DatabaseCheckpointStore

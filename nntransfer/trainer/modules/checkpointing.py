@@ -63,6 +63,31 @@ def restore_rng(rng: dict) -> None:
         torch.cuda.set_rng_state_all(rng["cuda"])
 
 
+def data_generators(loaders: dict) -> dict[str, torch.Generator]:
+    """The random generators that the data pipeline owns, by a stable name.
+
+    A loader that shuffles with its own ``generator`` (as nntransfer's
+    datasets do, so the order depends only on the seed) and a dataset that
+    augments with its own generator do not use the global RNG; a resumed run
+    must get their states back too, or it reshuffles as if from epoch 1.
+    """
+    found, seen = {}, set()
+    for split, value in loaders.items():
+        entries = value.items() if isinstance(value, dict) else [(None, value)]
+        for key, loader in entries:
+            prefix = split if key is None else f"{split}/{key}"
+            candidates = {
+                "loader": getattr(loader, "generator", None),
+                "sampler": getattr(getattr(loader, "sampler", None), "generator", None),
+                "dataset": getattr(getattr(loader, "dataset", None), "generator", None),
+            }
+            for name, generator in candidates.items():
+                if isinstance(generator, torch.Generator) and id(generator) not in seen:
+                    seen.add(id(generator))
+                    found[f"{prefix}/{name}"] = generator
+    return found
+
+
 class Checkpointing(MainLoopModule):
     name = "checkpointing"
     order = 1000
@@ -136,6 +161,7 @@ class Checkpointing(MainLoopModule):
                 "stop_requested": state.stop_requested,
             },
             "rng": capture_rng(),
+            "data_rng": {name: generator.get_state() for name, generator in data_generators(state.loaders).items()},
         }
 
     @staticmethod
@@ -151,6 +177,10 @@ class Checkpointing(MainLoopModule):
             if module.name in payload["modules"]:
                 module.load_state_dict(payload["modules"][module.name])
         state.history = {name: list(values) for name, values in payload["history"].items()}
+        saved = payload.get("data_rng", {})
+        for name, generator in data_generators(state.loaders).items():
+            if name in saved:
+                generator.set_state(saved[name])
         for name, value in payload["counters"].items():
             setattr(state, name, value)
         state.epoch = payload["epoch"]

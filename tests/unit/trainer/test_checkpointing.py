@@ -128,3 +128,27 @@ def test_finished_run_resumes_to_nothing(make_model, make_loaders):
     assert again.state.epoch == 2 and cb.epochs == [1, 2]
     for name, tensor in first.state.model.state_dict().items():
         assert torch.equal(tensor, again.state.model.state_dict()[name])
+
+
+def test_resume_restores_the_data_pipelines_own_generators():
+    """nntransfer's datasets shuffle and augment with their own generators, not the global RNG."""
+    from nntransfer.datasets.digits import digits_dataset_fn
+    from nntransfer.models.mlp import mlp_model_fn
+
+    def loaders():
+        return digits_dataset_fn(0, batch_size=64, train_subset=0.3, augmentation={"shift": 1, "noise": 0.1})
+
+    def train(epochs, cb=None):
+        data = loaders()
+        trainer = Trainer(mlp_model_fn(data, 0, hidden_sizes=[16]), data, epochs=epochs, lr=1e-2, seed=0, cb=cb,
+                          modules={"checkpointing": {}} if cb else None)
+        trainer.fit()
+        return trainer
+
+    straight = train(4)
+    cb = Callback(MemoryCheckpointStore())
+    train(2, cb=cb)
+    assert set(cb.checkpoint_store.load("last")["data_rng"]) >= {"train/loader", "train/dataset"}
+    resumed = train(4, cb=cb)
+    for name, tensor in straight.state.model.state_dict().items():
+        assert torch.equal(tensor, resumed.state.model.state_dict()[name]), name
