@@ -68,7 +68,8 @@ experiments = {
     "cached_extractor": TransferExperiment(
         [
             pretrained,
-            Experiment(target, lenet, features_of_backbone, seed=SEEDS),  # loads the whole pretrained state
+            # Loads the whole pretrained state; its score is the old 0-4 head's on 5-9 labels, meaningless.
+            Experiment(target, lenet, features_of_backbone, seed=SEEDS),
             Experiment(target_features, head, plain, seed=SEEDS),
         ],
         update=[None, {"data_transfer": True}, None],  # step 1 hands on its features, not its state
