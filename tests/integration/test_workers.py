@@ -116,6 +116,20 @@ def test_killed_worker_is_taken_over_and_resumes_from_its_checkpoint(db, tmp_pat
     assert len(db.Checkpoint()) == 0  # removed once the training was stored
     assert len(db.TransferredTrainedModel.jobs.reserved) == 0
 
+    # the taken-over run ends where an uninterrupted run with the same seed ends
+    # (computed with one thread, as the workers run, so float sums add up alike)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    dataloaders = get_data("nntransfer.datasets.digits.digits_dataset_fn", {"batch_size": 64}, 5)
+    model = get_model("nntransfer.models.mlp.mlp_model_fn", {"hidden_sizes": [16]}, dataloaders, 5)
+    try:
+        _, _, expected = standard_trainer(model, dataloaders, 5, epochs=6, lr=0.01)
+    finally:
+        torch.set_num_threads(threads)
+    stored = db.TransferredTrainedModel().fetch_state_dict()
+    for name, tensor in expected.items():
+        assert torch.equal(stored[name], tensor), name
+
 
 class _Stop(Exception):
     pass
