@@ -11,8 +11,9 @@ frozen, for digits 5-9; only a new classifier trains.  Two ways, same head
      then the same head trains on the feature vectors.
 
 The cached timing includes the feature extraction.  Both runs start from
-ready loaders and a ready model (building them is the same for both and not
-timed).  Variants run interleaved, several repetitions, medians compared; the
+freshly built loaders (a loader's shuffling generator advances as it is read,
+so every run gets its own) and a ready model; building them is the same for
+both and not timed.  Variants run interleaved, several repetitions, medians compared; the
 final test accuracies must agree (features are the same up to floating-point
 rounding between batch sizes, so predictions agree).  Prints a markdown table.
 
@@ -57,8 +58,8 @@ def new_head_model(pretrained):
     return model
 
 
-def run_frozen(pretrained, loaders, epochs):
-    model = new_head_model(pretrained)
+def run_frozen(pretrained, image_size, epochs):
+    model, loaders = new_head_model(pretrained), target_loaders(image_size)
     start = time.perf_counter()
     _, output, _ = standard_trainer(
         model, loaders, SEED, epochs=epochs, modules={"finetuning": {"head": "classifier"}}, **TRAINING
@@ -66,8 +67,8 @@ def run_frozen(pretrained, loaders, epochs):
     return time.perf_counter() - start, output["final"]["test.accuracy"]
 
 
-def run_cached(pretrained, loaders, epochs):
-    model = new_head_model(pretrained)
+def run_cached(pretrained, image_size, epochs):
+    model, loaders = new_head_model(pretrained), target_loaders(image_size)
     head = model.classifier
     start = time.perf_counter()
     feature_loaders = cached_feature_loaders(model, loaders, layer="features", seed=SEED)
@@ -87,19 +88,18 @@ def main():
     torch.set_num_threads(args.threads)
 
     pretrained = pretrained_backbone(args.image_size, args.width)
-    loaders = target_loaders(args.image_size)
-    run_cached(pretrained, loaders, 1)  # warm-up: allocator and kernel selection
+    run_cached(pretrained, args.image_size, 1)  # warm-up: allocator and kernel selection
 
     times = {"frozen": [], "cached": []}
     accuracies = {"frozen": set(), "cached": set()}
     for _ in range(args.reps):
         for name, run in (("frozen", run_frozen), ("cached", run_cached)):
-            seconds, accuracy = run(pretrained, loaders, args.epochs)
+            seconds, accuracy = run(pretrained, args.image_size, args.epochs)
             times[name].append(seconds)
             accuracies[name].add(round(accuracy, 6))
 
     frozen, cached = statistics.median(times["frozen"]), statistics.median(times["cached"])
-    samples = {split: len(loader.dataset) for split, loader in loaders.items()}
+    samples = {split: len(loader.dataset) for split, loader in target_loaders(args.image_size).items()}
     print(
         f"ResNet-18 (base width {args.width}) on digits 5-9 at {args.image_size}x{args.image_size}, "
         f"{args.epochs} epochs, {args.reps} repetitions, {args.threads} thread(s), samples {samples}\n"
