@@ -44,17 +44,27 @@ class TrainingCallback:
     """The ``cb`` that table-driven training hands to trainer functions.
 
     nnfabrik's contract only says the trainer may call it (with or without
-    arguments).  It logs progress, and carries ``checkpoint_store`` (None
-    here) for trainers that checkpoint and resume.
+    arguments).  It carries ``checkpoint_store`` (the database checkpoints of
+    this key, so any worker can resume the training) and, called after every
+    epoch, renews the job's reservation: ``jobs.refresh(orphan_timeout=t)``
+    then hands a job to another worker only when its worker has been silent
+    for ``t`` seconds, however long the training takes.
     """
 
-    def __init__(self, key: dict, checkpoint_store=None):
+    def __init__(self, key: dict, checkpoint_store=None, jobs=None):
         self.key = key
         self.checkpoint_store = checkpoint_store
+        self.jobs = jobs
 
     def __call__(self, *args, **info):
         if info:
             log.debug("training %s: %s", self.key, info)
+        if self.jobs is None or not self.jobs.is_declared:
+            return
+        job = {name: self.key[name] for name in self.jobs.primary_key}
+        if self.jobs & job & "status = 'reserved'":
+            now = self.jobs.connection.query("SELECT CURRENT_TIMESTAMP(3)").fetchone()[0]
+            self.jobs.update1({**job, "reserved_time": now})
 
 
 @functools.lru_cache(maxsize=None)
@@ -98,6 +108,7 @@ class TrainingMixin:
     step receives from earlier steps) and ``extra_row_fields``.
     """
 
+    keep_checkpoints = False  # keep a finished training's checkpoints (removed by default)
     dataset_table = Dataset
     model_table = Model
     trainer_table = Trainer
@@ -123,7 +134,7 @@ class TrainingMixin:
         seed = key["seed"]
         dataset_config, receive = self.prepare_training(key, dataset_config, inputs)
         dataloaders = get_data(dataset_fn, dataset_config, seed)
-        net = get_model(model_fn, self.model_build_config(model_config), dataloaders, seed)
+        net = get_model(model_fn, model_config, dataloaders, seed)
         extra = receive(net) if receive else {}
         train = get_trainer(trainer_fn, trainer_config)
         score, output, model_state = train(net, dataloaders, seed, uid=dict(key), cb=self.callback_for(key))
@@ -166,6 +177,8 @@ class TrainingMixin:
             for path in written:
                 store.remove(path)
             raise
+        if not self.keep_checkpoints:
+            self.checkpoint_store(key).clear()
 
     # -- hooks for transfer tables ----------------------------------------
     def fetch_inputs(self, key: dict) -> Any:
@@ -179,12 +192,14 @@ class TrainingMixin:
     def extra_row_fields(self, key: dict, extra: dict) -> dict:
         return {}
 
-    def model_build_config(self, model_config: dict) -> dict:
-        """The keyword arguments the model function is called with (the stored config as is)."""
-        return model_config
+    def checkpoint_store(self, key: dict):
+        """The database checkpoints of the training of ``key``."""
+        from .checkpoints import DatabaseCheckpointStore
+
+        return DatabaseCheckpointStore(self, key)
 
     def callback_for(self, key: dict) -> TrainingCallback:
-        return TrainingCallback(dict(key))
+        return TrainingCallback(dict(key), self.checkpoint_store(key), self.jobs)
 
     # -- reading results ---------------------------------------------------
     def fetch_state_dict(self, key: dict | None = None) -> dict:
@@ -213,7 +228,7 @@ class TrainingMixin:
         model_fn, model_config = self.model_table().get_config(entry)
         dataset_config, _ = self.prepare_training(entry, dataset_config, self.fetch_inputs(entry))
         dataloaders = get_data(dataset_fn, dataset_config, seed)
-        model = get_model(model_fn, self.model_build_config(model_config), dataloaders, seed)
+        model = get_model(model_fn, model_config, dataloaders, seed)
         if include_state_dict:
             model.load_state_dict(self.fetch_state_dict(entry))
         result = [dataloaders, model] if include_dataloader else [model]

@@ -44,9 +44,8 @@ from ..db import import_datajoint
 from ..errors import ConfigError, TransferError
 from ..hashing import HISTORY_KEY_FIELDS, collapse_history
 from ..serialization import state_dict_from_bytes, transfer_data_from_bytes
-from .checkpoints import DatabaseCheckpointStore
 from .fabrik import schema
-from .trained import TrainingCallback, TrainingMixin, artifact_store
+from .trained import TrainingMixin, artifact_store
 
 dj = import_datajoint()
 log = logging.getLogger(__name__)
@@ -174,41 +173,17 @@ class _CompanionPlan:
         return plan
 
 
-class HeartbeatCallback(TrainingCallback):
-    """The trainer's ``cb``: brings the database checkpoint store and renews the job's reservation.
-
-    Every call moves the reserved job's ``reserved_time`` to now, so
-    ``jobs.refresh(orphan_timeout=t)`` hands a job to another worker only
-    when its worker has been silent for ``t`` seconds, however long the
-    training takes.
-    """
-
-    def __init__(self, key: dict, checkpoint_store, jobs):
-        super().__init__(key, checkpoint_store=checkpoint_store)
-        self.jobs = jobs
-
-    def __call__(self, *args, **info):
-        super().__call__(*args, **info)
-        if not self.jobs.is_declared:
-            return
-        job = {name: self.key[name] for name in self.jobs.primary_key}
-        if self.jobs & job & "status = 'reserved'":
-            now = self.jobs.connection.query("SELECT CURRENT_TIMESTAMP(3)").fetchone()[0]
-            self.jobs.update1({**job, "reserved_time": now})
-
-
 class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
     """Template of a transfer table; subclass it in your schema with ``@schema`` (see module doc).
 
     ``transfer_recipe``: recipe tables (instances or classes) applied by
     :meth:`populate`; several recipes for one step each plan their own
-    successors.  ``keep_checkpoints``: keep a finished training's checkpoints
+    successors.  ``keep_checkpoints`` (see :class:`TrainingMixin`): keep a finished training's checkpoints
     (they are removed by default).
     """
 
     table_comment = "transferred trained models"
     transfer_recipe: list = []
-    keep_checkpoints = False
     plan_table = _CompanionPlan()
 
     def __init_subclass__(cls, **kwargs):
@@ -302,9 +277,6 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         return len(self.plan_table()) - before
 
     # -- training hooks ----------------------------------------------------
-    def model_build_config(self, model_config: dict) -> dict:
-        return {name: value for name, value in model_config.items() if name != "transfer"}
-
     def fetch_inputs(self, key: dict):
         previous = self.plan_table().previous_key(key)
         if previous is None:
@@ -350,14 +322,6 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
             "load_report": extra.get("load_report"),
             "successor_history": collapse_history(key["collapsed_history"], _step_key(key)),
         }
-
-    def callback_for(self, key: dict) -> TrainingCallback:
-        return HeartbeatCallback(dict(key), DatabaseCheckpointStore(self, key), self.jobs)
-
-    def make_insert(self, key: dict, *results):
-        super().make_insert(key, *results)
-        if not self.keep_checkpoints:
-            DatabaseCheckpointStore(self, key).clear()
 
     # -- reading -----------------------------------------------------------
     def lineage(self, key: dict | None = None) -> list[dict]:

@@ -93,6 +93,7 @@ def db(nt_schema):
 
     tables.Fabrikant().delete()
     tables.Seed().delete()
+    tables.Checkpoint().delete_quick()
     tables.TrainedModel.jobs.delete()
     return tables
 

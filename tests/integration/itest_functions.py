@@ -80,3 +80,26 @@ def sleepy_standard_trainer(model, dataloaders, seed, uid=None, cb=None, *, epoc
     score, output, state = standard_trainer(model, dataloaders, seed, uid=uid, cb=Slow(), **config)
     output["resumed_from"] = None if last is None else int(last["epoch"])
     return score, output, state
+
+
+def crash_once_trainer(model, dataloaders, seed, uid=None, cb=None, *, marker: str = "", crash_after: int = 2, **config):
+    """standard_trainer that dies after epoch ``crash_after`` the first time (while ``marker`` does not exist)."""
+    from pathlib import Path
+
+    from nntransfer.trainer.standard import standard_trainer
+
+    store = cb.checkpoint_store
+    last = store.load("last")
+
+    class Crashing:
+        checkpoint_store = store
+
+        def __call__(self, epoch=None, **info):
+            cb(epoch=epoch, **info)
+            if epoch == crash_after and not Path(marker).exists():
+                Path(marker).touch()
+                raise RuntimeError(f"node lost after epoch {epoch}")
+
+    score, output, state = standard_trainer(model, dataloaders, seed, uid=uid, cb=Crashing(), **config)
+    output["resumed_from"] = None if last is None else int(last["epoch"])
+    return score, output, state

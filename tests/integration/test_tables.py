@@ -147,3 +147,27 @@ def test_configs_and_experiments_insert_idempotently(db):
     assert fn == TINY and config["lr"] != config["lr"]  # NaN survives the round trip
     assert type(trainer).from_dict(config) == trainer
     assert len(db.TrainedModel.key_source & keys) == 2
+
+
+def test_a_failed_training_resumes_from_its_database_checkpoint(db, tmp_path):
+    from nntransfer.builder import get_data, get_model
+    from nntransfer.trainer.standard import standard_trainer
+
+    marker = str(tmp_path / "crashed")
+    add_basic(db, trainer="itest_functions.crash_once_trainer",
+              trainer_config={"marker": marker, "epochs": 4, "lr": 0.01})
+    first = db.TrainedModel.populate(reserve_jobs=True, suppress_errors=True)
+    assert "node lost after epoch 2" in first["error_list"][0][1]
+    assert len(db.Checkpoint()) > 0
+    db.TrainedModel.jobs.errors.delete()  # what `nntransfer retry` does
+    assert db.TrainedModel.populate(reserve_jobs=True)["success_count"] == 1
+    output = db.TrainedModel().fetch_output()
+    assert output["resumed_from"] == 2 and output["epochs"] == 4
+    assert len(db.Checkpoint()) == 0  # removed once the result is stored
+
+    dataloaders = get_data(DIGITS, {"batch_size": 64}, 3)
+    _, _, expected = standard_trainer(get_model(MLP, {"hidden_sizes": [16]}, dataloaders, 3), dataloaders, 3,
+                                      epochs=4, lr=0.01)
+    stored = db.TrainedModel().fetch_state_dict()
+    for name, tensor in expected.items():
+        assert torch.equal(stored[name], tensor), name
