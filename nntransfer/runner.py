@@ -95,17 +95,13 @@ def insert(recipe: Recipe, table=None) -> int:
     return planned
 
 
-def _restriction(recipe: Recipe) -> list:
-    return [{**key, "data_transfer": int(key["data_transfer"])} for key in recipe.steps()]
-
-
 def run(recipe: Recipe, table=None, max_rounds: int = 1000) -> dict:
     """Insert the recipe and train all its steps in this process, step after step."""
     from .tables import populate_all
 
     table = _table(table)
     insert(recipe, table)
-    return populate_all(table, _restriction(recipe), plan=False, suppress_errors=True, max_rounds=max_rounds)
+    return populate_all(table, recipe.steps(), plan=False, suppress_errors=True, max_rounds=max_rounds)
 
 
 def work(recipe: Recipe, table=None, orphan_timeout: float = DEFAULT_ORPHAN_TIMEOUT, poll: float = 1.0,
@@ -117,7 +113,7 @@ def work(recipe: Recipe, table=None, orphan_timeout: float = DEFAULT_ORPHAN_TIME
     some step is running or could become ready.
     """
     table = _table(table)
-    restriction = _restriction(recipe)
+    restriction = recipe.steps()
     trained = errors = 0
     idle_since = time.monotonic()
     while True:
@@ -146,7 +142,7 @@ def status(recipe: Recipe, table=None) -> dict:
     retried.
     """
     table = _table(table)
-    restriction = _restriction(recipe)
+    restriction = recipe.steps()
     plan = table.plan_table()
     primary = plan.primary_key
     done = {_tuple(k, primary) for k in (table & restriction).keys()}
@@ -180,7 +176,7 @@ def _tuple(row: dict, primary) -> tuple:
 def retry(recipe: Recipe, table=None) -> int:
     """Clear the error records of the recipe's failed steps so workers train them again; return the count."""
     table = _table(table)
-    failed = table.jobs.errors & _restriction(recipe)
+    failed = table.jobs.errors & recipe.steps()
     count = len(failed)
     failed.delete_quick()
     return count

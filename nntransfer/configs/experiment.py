@@ -127,8 +127,10 @@ class TransferExperiment:
         """Per step, the full key that selects exactly that step's transfer row.
 
         Each dict holds the dataset/model/trainer fn and hash, ``seed``,
-        ``transfer_step``, ``data_transfer`` and ``collapsed_history`` (``""``
-        at step 0, then folded from the previous step's key).
+        ``transfer_step``, ``data_transfer`` (1 or 0, as the table stores the
+        flag, so the dict restricts the table on every backend) and
+        ``collapsed_history`` (``""`` at step 0, then folded from the previous
+        step's key).
         """
         seed = _pick_seed(self.seeds, seed)
         steps = []
@@ -137,7 +139,7 @@ class TransferExperiment:
             if steps:
                 history = collapse_history(history, steps[-1])
             key = experiment.key(seed)
-            key.update(transfer_step=step, data_transfer=options["data_transfer"], collapsed_history=history)
+            key.update(transfer_step=step, data_transfer=int(options["data_transfer"]), collapsed_history=history)
             steps.append(key)
         return steps
 

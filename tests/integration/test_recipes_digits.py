@@ -48,7 +48,7 @@ def last_steps(recipe, chain):
     rows = []
     for seed in recipe.chains[chain].seeds:
         key = recipe.chains[chain].steps(seed)[-1]
-        row = (table & {**key, "data_transfer": int(key["data_transfer"])}).fetch1()
+        row = (table & key).fetch1()
         row["output"] = output_from_json(row["output"])
         rows.append(row)
     return rows

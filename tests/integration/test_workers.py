@@ -77,7 +77,7 @@ def test_four_workers_train_each_of_24_keys_exactly_once(db, tmp_path):
     trained = [json.loads(line) for line in log_file.read_text().splitlines()]
     keys = {tuple(sorted(key.items())) for key in trained}
     assert len(trained) == 24 and len(keys) == 24, outputs
-    assert len(db.TransferredTrainedModel & runner._restriction(recipe)) == 24
+    assert len(db.TransferredTrainedModel & recipe.steps()) == 24
     assert len(db.TransferredTrainedModel.jobs.reserved) == 0
     assert runner.status(recipe)["total"] == {"done": 24, "running": 0, "pending": 0, "blocked": 0, "error": 0}
     # every worker found work: the queue was shared, not drained by the first one

@@ -86,7 +86,8 @@ def distillation_chain(seed=42):
 def test_chain_steps_fold_the_previous_key_into_the_history():
     steps = distillation_chain().steps()
     assert [s["transfer_step"] for s in steps] == [0, 1, 2]
-    assert [s["data_transfer"] for s in steps] == [False, True, False]
+    assert [s["data_transfer"] for s in steps] == [0, 1, 0]
+    assert all(type(s["data_transfer"]) is int for s in steps)  # as the table stores the flag
     assert steps[0]["collapsed_history"] == ""
     assert steps[1]["collapsed_history"] == collapse_history("", steps[0])
     assert steps[2]["collapsed_history"] == collapse_history(steps[1]["collapsed_history"], steps[1])
