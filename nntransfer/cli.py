@@ -6,6 +6,7 @@
     nntransfer worker RECIPE [--jobs N]    train the recipe's ready steps with reserved jobs until none is left
     nntransfer status RECIPE               done / running / pending / blocked / error per transfer step
     nntransfer retry RECIPE                queue the recipe's failed steps again
+    nntransfer plot RECIPE [--out FILE]    print a recipe's results per chain and step, draw them
 
 RECIPE is a module name or a .py file that defines ``experiments``
 (see :mod:`nntransfer.runner`).
@@ -53,9 +54,22 @@ def _db(args) -> int:
     return 0
 
 
+def _set_threads(threads: int | None) -> None:
+    """Torch's intra-op threads for this process (None keeps torch's default).
+
+    Small models train faster on one thread, and several workers on one
+    machine must not each claim every core.
+    """
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def _demo(args) -> int:
     from .demo import main as demo_main
 
+    _set_threads(args.threads)
     return demo_main(schema=args.schema, plot=args.plot)
 
 
@@ -67,6 +81,7 @@ def _activate_recipe(args):
 
 
 def _run(args) -> int:
+    _set_threads(args.threads)
     runner, recipe = _activate_recipe(args)
     result = runner.run(recipe)
     for key, error in result["error_list"]:
@@ -76,19 +91,26 @@ def _run(args) -> int:
     return 1 if result["error_list"] else 0
 
 
-def _work_process(recipe_spec, schema, orphan_timeout, poll, verbose):
+def _work_process(recipe_spec, schema, orphan_timeout, poll, verbose, threads):
     """One worker process (a separate process per --jobs, started by spawn)."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
     from . import runner, tables
 
+    _set_threads(threads)
     tables.activate(schema)
     return runner.work(runner.load_recipe(recipe_spec), orphan_timeout=orphan_timeout, poll=poll)
 
 
 def _worker(args) -> int:
+    import os
+
+    threads = args.threads
+    if threads is None and args.jobs > 1:
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
     runner, recipe = _activate_recipe(args)
     runner.insert(recipe)
     if args.jobs == 1:
+        _set_threads(threads)
         result = runner.work(recipe, orphan_timeout=args.orphan_timeout, poll=args.poll)
         print(f"trained {result['trained']} steps, {result['errors']} errors")
         return 0
@@ -98,7 +120,7 @@ def _worker(args) -> int:
     with context.Pool(args.jobs) as pool:
         results = pool.starmap(
             _work_process,
-            [(args.recipe, args.schema, args.orphan_timeout, args.poll, args.verbose)] * args.jobs,
+            [(args.recipe, args.schema, args.orphan_timeout, args.poll, args.verbose, threads)] * args.jobs,
         )
     print(f"trained {sum(r['trained'] for r in results)} steps, {sum(r['errors'] for r in results)} errors")
     return 0
@@ -113,6 +135,28 @@ def _status(args) -> int:
 def _retry(args) -> int:
     runner, recipe = _activate_recipe(args)
     print(f"queued {runner.retry(recipe)} failed steps again")
+    return 0
+
+
+def _plot(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .analysis.report import plot_recipe, recipe_results, summary_table
+
+    runner, recipe = _activate_recipe(args)
+    from .tables import TransferredTrainedModel
+
+    results = recipe_results(recipe, TransferredTrainedModel())
+    print(summary_table(results))
+    fig, axes = plt.subplots(1, 2, figsize=(15, 5))
+    plot_recipe(results, axes, metric=args.metric)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=90)
+    plt.close(fig)
+    print(f"plot: {args.out}")
     return 0
 
 
@@ -136,16 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="train the digits demo on the configured database")
     demo.add_argument("--schema", default=None, help="schema name (default: NNTRANSFER_SCHEMA or 'nntransfer_demo')")
     demo.add_argument("--plot", default="nntransfer-demo.png", help="where to write the plot")
+    demo.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest for its small models)")
     demo.set_defaults(run=_demo)
 
-    _recipe_command(commands, "run", "insert a recipe and train all its steps here, in order", _run)
+    run = _recipe_command(commands, "run", "insert a recipe and train all its steps here, in order", _run)
+    run.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     worker = _recipe_command(commands, "worker", "train a recipe's ready steps until none is left (cluster job)", _worker)
     worker.add_argument("--jobs", type=int, default=1, help="worker processes to run (default 1)")
     worker.add_argument("--orphan-timeout", type=float, default=300.0,
                         help="seconds without heartbeat after which another worker takes a job over (default 300)")
     worker.add_argument("--poll", type=float, default=1.0, help="seconds between looks for new work (default 1)")
+    worker.add_argument("--threads", type=int, default=None,
+                        help="torch threads per worker process (default: the cores shared out among --jobs)")
     _recipe_command(commands, "status", "count a recipe's steps: done, running, pending, blocked, error", _status)
     _recipe_command(commands, "retry", "queue a recipe's failed steps again", _retry)
+    plot = _recipe_command(commands, "plot", "print a recipe's results and draw its learning curves and comparison", _plot)
+    plot.add_argument("--out", default="nntransfer-plot.png", help="where to write the figure")
+    plot.add_argument("--metric", default="validation.accuracy", help="metric of the learning curves")
     return parser
 
 

@@ -1,85 +1,62 @@
-"""The README's demo: train on scikit-learn's digits through the database.
+"""The README's demo: two transfer recipes on scikit-learn's digits, through the database.
 
-It shows the library's point in a minute on a laptop CPU: configs become table
-rows, ``TrainedModel.populate()`` trains every (dataset, model, trainer, seed)
-combination once, and results come back from the database as a table and a
-plot.  Running it again finds everything done and only prints.
+It runs ``recipes/digits_kd.py`` (teacher -> logits -> smaller student, and the
+student alone) and ``recipes/digits_finetune.py`` (pretrain on 0-4, then 5
+examples per class of 5-9: scratch vs frozen feature extractor vs fine-tuning
+vs cached features) on the configured database (the embedded PostgreSQL by
+default), prints what every step received, handed on and scored, and writes a
+figure: each chain's learning curves across its steps, and the chains' test
+accuracy.  Running it again finds every step trained and only reads.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import time
+from pathlib import Path
 
-log = logging.getLogger(__name__)
-
-DIGITS = "nntransfer.datasets.digits.digits_dataset_fn"
-MLP = "nntransfer.models.mlp.mlp_model_fn"
-TRAINER = "nntransfer.trainer.standard.standard_trainer"
+RECIPES = ("digits_kd.py", "digits_finetune.py")
 
 
-def experiments():
-    """Two model sizes, two seeds, one trainer with early stopping."""
-    from .configs import DatasetConfig, Experiment, ModelConfig, TrainerConfig
+def recipe_folder() -> Path:
+    from .errors import ConfigError
 
-    dataset = DatasetConfig.for_fn(DIGITS, batch_size=64, comment="digits 8x8")
-    trainer = TrainerConfig.for_fn(
-        TRAINER,
-        epochs=20,
-        lr=3e-3,
-        modules={"early_stopping": {"objective": "validation.accuracy", "patience": 4}},
-        comment="adam, early stopping",
-    )
-    return [
-        Experiment(dataset, ModelConfig.for_fn(MLP, hidden_sizes=[hidden], comment=f"MLP {hidden}"), trainer, seed=[1, 2])
-        for hidden in (16, 128)
-    ]
+    folder = Path(__file__).resolve().parents[1] / "recipes"
+    if not folder.is_dir():
+        raise ConfigError(f"the demo runs the recipes in {folder}, which is missing; run it from a clone of the repository.")
+    return folder
 
 
-def results_table(rows: list[dict]) -> str:
-    header = f"{'model':<10} {'seed':>4} {'epochs':>6} {'val acc':>8} {'test acc':>8}"
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        final = row["output"]["final"]
-        lines.append(
-            f"{row['comment'].split('. ')[1]:<10} {row['seed']:>4} {row['output']['epochs']:>6} "
-            f"{final['validation.accuracy']:>8.3f} {final['test.accuracy']:>8.3f}"
-        )
-    return "\n".join(lines)
-
-
-def plot_learning_curves(rows: list[dict], path: str) -> None:
+def main(schema: str | None = None, plot: str = "nntransfer-demo.png") -> int:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .analysis.plots import learning_curves
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    learning_curves(rows, "train.loss", ax=axes[0])
-    learning_curves(rows, "validation.accuracy", ax=axes[1])
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def main(schema: str | None = None, plot: str = "nntransfer-demo.png") -> int:
-    from . import tables
-    from .serialization import output_from_json
+    from . import runner, tables
+    from .analysis.report import plot_recipe, recipe_results, summary_table
 
     start = time.perf_counter()
     tables.activate(schema or os.environ.get("NNTRANSFER_SCHEMA", "nntransfer_demo"))
-    restriction = [key for experiment in experiments() for key in experiment.insert()]
-    todo = len(tables.TrainedModel.key_source & restriction) - len(tables.TrainedModel & restriction)
-    print(f"{todo} model(s) to train" if todo else "everything is trained already")
-    tables.TrainedModel.populate(restriction, reserve_jobs=True)
-    rows = (tables.TrainedModel & restriction).to_dicts(order_by=["comment", "seed"])
-    for row in rows:
-        row["output"] = output_from_json(row["output"])
-    print(results_table(rows))
-    plot_learning_curves(rows, plot)
-    print(f"learning curves: {os.path.abspath(plot)}")
+    table = tables.TransferredTrainedModel()
+    fig, axes = plt.subplots(len(RECIPES), 2, figsize=(15, 5 * len(RECIPES)), squeeze=False)
+    failed = 0
+    for recipe_file, row_axes in zip(RECIPES, axes):
+        recipe = runner.load_recipe(str(recipe_folder() / recipe_file))
+        runner.insert(recipe, table)
+        todo = sum(counts for state, counts in runner.status(recipe, table)["total"].items() if state != "done")
+        print(f"\n== {recipe_file}: {todo} step(s) to train" if todo else f"\n== {recipe_file}: everything trained already")
+        result = runner.run(recipe, table)
+        for key, error in result["error_list"]:
+            print(f"error in {key}: {error}")
+        failed += len(result["error_list"])
+        results = recipe_results(recipe, table)
+        print(summary_table(results))
+        plot_recipe(results, row_axes)
+        row_axes[0].set_title(f"{recipe_file}: validation accuracy along each chain (first seed)")
+    fig.tight_layout()
+    fig.savefig(plot, dpi=90)
+    plt.close(fig)
+    print(f"\nplot: {os.path.abspath(plot)}")
     print(f"done in {time.perf_counter() - start:.1f} s")
-    return 0
+    return 1 if failed else 0

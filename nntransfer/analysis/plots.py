@@ -100,6 +100,7 @@ def compare_variants(
     ax.bar(range(len(names)), means, yerr=[lower, upper], capsize=4, color="tab:blue", alpha=0.8)
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize="small")
     for x, (mean, name) in enumerate(zip(means, names)):
-        ax.annotate(f"{mean:.3f}\n(n={len(groups[name])})", (x, mean), ha="center", va="bottom", fontsize="x-small")
+        ax.annotate(f"{mean:.3f}\n(n={len(groups[name])})", (x, mean / 2), ha="center", va="center",
+                    fontsize="small", color="white")
     ax.set(ylabel=metric, title=f"{metric} by variant")
     return ax

@@ -76,3 +76,26 @@ def test_digits_finetune_transfer_variants_beat_scratch(db):
         assert report["excluded"] and all(name.startswith("classifier.") for name in report["excluded"])
         assert all(name.startswith("features.") for name in report["loaded"])
     assert [row["received"] for row in last_steps(recipe, "cached_extractor")] == ["transfer_data"] * 3
+
+
+def test_recipe_report_matches_the_rows(db):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nntransfer import tables
+    from nntransfer.analysis.report import plot_recipe, recipe_results, summary_table
+
+    _, recipe = run_recipe("digits_kd")
+    results = recipe_results(recipe, tables.TransferredTrainedModel())
+    assert len(results) == 3 * 3 + 3 and all(r.row is not None for r in results)
+    text = summary_table(results)
+    student = [line for line in text.splitlines() if line.startswith("distilled_student     2")][0]
+    assert "transfer_data" in student and f"{mean_test_accuracy(recipe, 'distilled_student'):.3f} (3/3)" in student
+    assert [line.split()[0] for line in text.splitlines()[2:]] == ["distilled_student"] * 3 + ["student_alone"]
+    fig, axes = plt.subplots(1, 2)
+    plot_recipe(results, axes)
+    bars = [patch.get_height() for patch in axes[1].patches]
+    assert bars == pytest.approx([mean_test_accuracy(recipe, "distilled_student"), mean_test_accuracy(recipe, "student_alone")])
+    plt.close(fig)

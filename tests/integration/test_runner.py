@@ -58,3 +58,12 @@ def test_run_status_retry_and_results(db, tmp_path, capsys):
     assert list(chain.transfer_step) == [0, 1, 2]
     assert list(chain.received) == ["", "model_state", "transfer_data"]
     assert list(chain["load.loaded"].isna()) == [True, False, True]
+
+    # the report of the recipe: every chain and step, the error chain shown as not trained
+    out_file = tmp_path / "plot.png"
+    assert main(["plot", str(recipe_file), "--out", str(out_file)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert out_file.stat().st_size > 0
+    broken = [line for line in printed if line.startswith("broken")]
+    assert len(broken) == 2 and all(line.endswith("- (0/2)") for line in broken)
+    assert sum(line.startswith("distillation") for line in printed) == 3
