@@ -73,7 +73,8 @@ def transfer_chain(rows: Iterable[dict], metric: str = "validation.accuracy", *,
             ax.plot([offset + e for e in epochs], values, marker=".", label=label(row))
             offset += max(epochs)
     ax.set(xlabel="epoch (over the whole chain)", ylabel=metric, title=f"{metric} across transfer steps")
-    ax.legend(fontsize="small")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
     return ax
 
 
