@@ -290,9 +290,9 @@ class Trainer:
                 if module.store is None:
                     module.store = store
                 return modules
-        from nntransfer.trainer.modules.checkpointing import Checkpointing
+        from nntransfer.trainer.modules.checkpointing import AUTO_INTERVAL, Checkpointing
 
-        return [*modules, Checkpointing(store=store)]
+        return [*modules, Checkpointing(store=store, save_best=False, min_interval=AUTO_INTERVAL)]
 
     def _autocast(self):
         if self._amp_dtype is None:

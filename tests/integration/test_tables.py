@@ -155,7 +155,7 @@ def test_a_failed_training_resumes_from_its_database_checkpoint(db, tmp_path):
 
     marker = str(tmp_path / "crashed")
     add_basic(db, trainer="itest_functions.crash_once_trainer",
-              trainer_config={"marker": marker, "epochs": 4, "lr": 0.01})
+              trainer_config={"marker": marker, "epochs": 4, "lr": 0.01, "modules": {"checkpointing": {}}})
     first = db.TrainedModel.populate(reserve_jobs=True, suppress_errors=True)
     assert "node lost after epoch 2" in first["error_list"][0][1]
     assert len(db.Checkpoint()) > 0

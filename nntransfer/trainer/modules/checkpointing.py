@@ -6,9 +6,10 @@ the history, the loop's counters and the random states of python, numpy and
 torch (and CUDA when in use).  A run resumed from epoch k therefore ends
 bit-identical on CPU to one that never stopped.
 
-Tags: ``"last"`` is written every ``every`` epochs and at the end of training;
-``"best"`` whenever ``objective`` improves.  The store keeps one checkpoint
-per tag.
+Tags: ``"last"`` is written every ``every`` epochs (but not sooner than
+``min_interval`` seconds after the previous one) and at the end of training;
+``"best"`` whenever ``objective`` improves (unless ``save_best=False``).  The
+store keeps one checkpoint per tag.
 
 Where checkpoints go, in this order of precedence:
 
@@ -17,12 +18,16 @@ Where checkpoints go, in this order of precedence:
 * the nnfabrik ``cb`` argument of the trainer: if ``cb`` has an attribute
   ``checkpoint_store``, the trainer hands that store to this module (adding
   the module when the config did not name it), so a job that crashed and is
-  picked up again resumes from its last checkpoint;
+  picked up again resumes from its last checkpoint.  A module added this way
+  writes "last" at most every :data:`AUTO_INTERVAL` seconds and no "best":
+  it exists for resuming, and a database write per short epoch would cost
+  more than the minutes of training a crash can lose;
 * ``folder=``: a :class:`~nntransfer.trainer.checkpoints.LocalCheckpointStore`
   in that folder.
 """
 
 import random
+import time
 
 import numpy as np
 import torch
@@ -31,6 +36,9 @@ from nntransfer.errors import ConfigError
 from nntransfer.trainer.checkpoints import LocalCheckpointStore
 from nntransfer.trainer.module import MainLoopModule
 from nntransfer.trainer.objective import resolve_maximize
+
+AUTO_INTERVAL = 30.0
+"""Seconds between "last" checkpoints of a module added for a ``cb``'s checkpoint store."""
 
 
 def capture_rng() -> dict:
@@ -100,17 +108,24 @@ class Checkpointing(MainLoopModule):
         maximize: bool | None = None,
         resume: bool = True,
         store=None,
+        save_best: bool = True,
+        min_interval: float = 0.0,
     ):
         if not isinstance(every, int) or every < 1:
             raise ConfigError(f"checkpointing: every must be an integer >= 1, got {every!r}.")
+        if not isinstance(min_interval, (int, float)) or min_interval < 0:
+            raise ConfigError(f"checkpointing: min_interval must be a number of seconds >= 0, got {min_interval!r}.")
         self.every = every
         self.folder = folder
         self.objective = objective
         self.maximize = resolve_maximize("checkpointing", objective, maximize)
         self.resume = resume
         self.store = store
+        self.save_best = save_best
+        self.min_interval = float(min_interval)
         self.best = None
         self.resumed_from = None
+        self.last_saved = time.monotonic()
 
     def setup(self, state):
         if self.store is None and self.folder is not None:
@@ -122,6 +137,7 @@ class Checkpointing(MainLoopModule):
         )
 
     def start(self, state):
+        self.last_saved = time.monotonic()
         if not self.resume:
             return
         payload = self.store.load("last")
@@ -136,9 +152,13 @@ class Checkpointing(MainLoopModule):
             self.best is None or (value > self.best if self.maximize else value < self.best)
         ):
             self.best = value
-            tags.append("best")
-        if state.epoch % self.every == 0 or state.epoch == state.max_epochs or state.stop_requested:
+            if self.save_best:
+                tags.append("best")
+        final = state.epoch == state.max_epochs or state.stop_requested
+        due = state.epoch % self.every == 0 and time.monotonic() - self.last_saved >= self.min_interval
+        if final or due:
             tags.append("last")
+            self.last_saved = time.monotonic()
         if tags:
             self.store.save(state.epoch, self.capture(state), tags)
 

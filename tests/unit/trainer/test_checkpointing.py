@@ -152,3 +152,30 @@ def test_resume_restores_the_data_pipelines_own_generators():
     resumed = train(4, cb=cb)
     for name, tensor in straight.state.model.state_dict().items():
         assert torch.equal(tensor, resumed.state.model.state_dict()[name]), name
+
+
+def test_min_interval_spaces_out_last_checkpoints_and_save_best_can_be_off(make_model, make_loaders):
+    class CountingStore(MemoryCheckpointStore):
+        def __init__(self):
+            super().__init__()
+            self.saved = []
+
+        def save(self, epoch, payload, tags):
+            self.saved.append((epoch, tuple(tags)))
+            super().save(epoch, payload, tags)
+
+    spaced = CountingStore()
+    run(make_model, make_loaders, 4, modules={"checkpointing": {"store": spaced, "min_interval": 3600}})
+    assert [epoch for epoch, tags in spaced.saved if "last" in tags] == [4]  # only the final one
+    every = CountingStore()
+    run(make_model, make_loaders, 4, modules={"checkpointing": {"store": every, "save_best": False}})
+    assert every.saved == [(1, ("last",)), (2, ("last",)), (3, ("last",)), (4, ("last",))]
+
+
+def test_a_store_brought_by_cb_is_written_for_resuming_only(make_model, make_loaders):
+    from nntransfer.trainer.modules.checkpointing import AUTO_INTERVAL
+
+    trainer = run(make_model, make_loaders, 2, cb=Callback(MemoryCheckpointStore()))
+    module = trainer.module("checkpointing")
+    assert (module.save_best, module.min_interval) == (False, AUTO_INTERVAL)
+    assert [entry["tag"] for entry in module.store.list()] == ["last"]
