@@ -371,9 +371,35 @@ class Trainer:
             return False
         return state.epoch % self.validate_every == 0 or state.epoch == state.max_epochs or state.stop_requested
 
+    def _forward(self, key, batch, pre_forward, post_forward, data_key_kw) -> None:
+        """One batch through pre_forward, the model, the loss and post_forward (training and evaluation).
+
+        Control-flow exceptions raised by modules propagate to the caller's loop.
+        """
+        state = self.state
+        state.data_key = key
+        inputs, targets, extras = unpack(batch)
+        if self._move:
+            device, non_blocking = self.device, self._non_blocking
+            inputs = to_device(inputs, device, non_blocking)
+            targets = to_device(targets, device, non_blocking)
+            if extras:
+                extras = to_device(extras, device, non_blocking)
+        state.inputs, state.targets, state.extras = inputs, targets, extras
+        for handler in pre_forward:
+            handler(state)
+        with self._autocast() if self._amp_dtype is not None else nullcontext():
+            result = state.model(state.inputs, data_key=key) if data_key_kw else state.model(state.inputs)
+            if type(result) is tuple:
+                result, state.model_extras = split_output(result)
+            state.outputs = result
+            state.loss = state.loss_fn(result, state.targets)
+        for handler in post_forward:
+            handler(state)
+
     def _train_epoch(self) -> None:
         state = self.state
-        model, optimizer, scaler, loss_fn = state.model, state.optimizer, state.scaler, state.loss_fn
+        model, optimizer, scaler = state.model, state.optimizer, state.scaler
         pre_forward = self.handlers["pre_forward"]
         post_forward = self.handlers["post_forward"]
         post_backward = self.handlers["post_backward"]
@@ -381,37 +407,15 @@ class Trainer:
         loaders = state.loaders["train"]
         n_batches = count_batches(loaders)
         accumulation = state.accumulation_steps
-        move, device, non_blocking = self._move, self.device, self._non_blocking
         check = self.nan_policy != "off"
         data_key_kw = self.pass_data_key and isinstance(loaders, dict)
-        amp = self._amp_dtype is not None
         tally = _Tally()
         pending = 0
         state.phase = "train"
         model.train()
         for state.batch_index, (key, batch) in enumerate(iterate_batches(loaders)):
-            state.data_key = key
-            inputs, targets, extras = unpack(batch)
-            if move:
-                inputs = to_device(inputs, device, non_blocking)
-                targets = to_device(targets, device, non_blocking)
-                if extras:
-                    extras = to_device(extras, device, non_blocking)
-            state.inputs, state.targets, state.extras = inputs, targets, extras
             try:
-                for handler in pre_forward:
-                    handler(state)
-                with self._autocast() if amp else nullcontext():
-                    if data_key_kw:
-                        result = model(state.inputs, data_key=key)
-                    else:
-                        result = model(state.inputs)
-                    if type(result) is tuple:
-                        result, state.model_extras = split_output(result)
-                    state.outputs = result
-                    state.loss = loss_fn(result, state.targets)
-                for handler in post_forward:
-                    handler(state)
+                self._forward(key, batch, pre_forward, post_forward, data_key_kw)
                 loss = state.loss
                 if check and not math.isfinite(loss.item()):
                     self._nonfinite(loss)
@@ -486,12 +490,10 @@ class Trainer:
         """Loss and accuracy on ``split`` (overall, and per data key for a dict of loaders)."""
         state = self.state
         loaders = state.loaders[split]
-        model, loss_fn = state.model, state.loss_fn
+        model = state.model
         pre_forward, post_forward = self.handlers["pre_forward"], self.handlers["post_forward"]
-        move, device, non_blocking = self._move, self.device, self._non_blocking
         is_dict = isinstance(loaders, dict)
         data_key_kw = self.pass_data_key and is_dict
-        amp = self._amp_dtype is not None
         total = _Tally()
         per_key = {key: _Tally() for key in loaders} if is_dict and len(loaders) > 1 else {}
         state.phase = split
@@ -499,28 +501,8 @@ class Trainer:
         model.eval()
         with torch.no_grad():
             for state.batch_index, (key, batch) in enumerate(iterate_batches(loaders)):
-                state.data_key = key
-                inputs, targets, extras = unpack(batch)
-                if move:
-                    inputs = to_device(inputs, device, non_blocking)
-                    targets = to_device(targets, device, non_blocking)
-                    if extras:
-                        extras = to_device(extras, device, non_blocking)
-                state.inputs, state.targets, state.extras = inputs, targets, extras
                 try:
-                    for handler in pre_forward:
-                        handler(state)
-                    with self._autocast() if amp else nullcontext():
-                        if data_key_kw:
-                            result = model(state.inputs, data_key=key)
-                        else:
-                            result = model(state.inputs)
-                        if type(result) is tuple:
-                            result, state.model_extras = split_output(result)
-                        state.outputs = result
-                        state.loss = loss_fn(result, state.targets)
-                    for handler in post_forward:
-                        handler(state)
+                    self._forward(key, batch, pre_forward, post_forward, data_key_kw)
                 except SkipBatch:
                     continue
                 except StopEpoch:
