@@ -20,10 +20,7 @@ import torch.nn.functional as F
 
 from nntransfer.errors import ConfigError, ModuleRequirementError, TrainingError
 from nntransfer.trainer.loop import accepts_data_key
-from nntransfer.trainer.module import MainLoopModule
-from nntransfer.transfer.features import FeatureCapture, LayerNotFoundError, get_layer
-
-PHASES = ("train", "validation", "test")
+from nntransfer.trainer.modules.layer_capture import LayerCaptureModule, check_phases
 
 
 def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -38,7 +35,7 @@ def mse_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 DISTANCES = {"cosine": cosine_distance, "mse": mse_distance}
 
 
-class RepresentationMatching(MainLoopModule):
+class RepresentationMatching(LayerCaptureModule):
     """Add ``weight * distance(layer(noisy), layer(clean))`` to the loss.
 
     ``layer``: a name from ``model.named_modules()``.  ``distance``:
@@ -48,6 +45,7 @@ class RepresentationMatching(MainLoopModule):
 
     name = "representation_matching"
     order = 210
+    detach = False  # the noisy representation carries the gradient of the matching term
 
     def __init__(
         self,
@@ -66,35 +64,19 @@ class RepresentationMatching(MainLoopModule):
             )
         if not isinstance(weight, (int, float)) or weight < 0:
             raise ConfigError(f"representation_matching: weight must be a number >= 0, got {weight!r}")
-        phases = (phases,) if isinstance(phases, str) else tuple(phases)
-        unknown = [p for p in phases if p not in PHASES]
-        if unknown:
-            raise ConfigError(f"representation_matching: unknown phases {unknown}; choose from {list(PHASES)}")
+        phases = check_phases("representation_matching", phases)
         self.layer = layer
+        self.layers = [layer]
         self.distance = distance
         self.weight = float(weight)
         self.phases = phases
         self.clean_key = clean_key
         self.detach_clean = bool(detach_clean)
-        self._capture = None
         self._takes_key = False
 
     def setup(self, state):
-        try:
-            get_layer(state.model, self.layer)
-        except LayerNotFoundError as error:
-            raise ModuleRequirementError(f"main-loop module {self.name!r}: {error}") from error
+        super().setup(state)
         self._takes_key = accepts_data_key(state.model)
-
-    def _release(self):
-        if self._capture is not None:
-            self._capture.remove()
-            self._capture = None
-
-    def pre_forward(self, state):
-        self._release()  # a batch skipped after pre_forward may have left hooks behind
-        if state.phase in self.phases:
-            self._capture = FeatureCapture(state.model, self.layer)
 
     def post_forward(self, state):
         if self._capture is None:
@@ -117,7 +99,7 @@ class RepresentationMatching(MainLoopModule):
                     state.model(clean_inputs)
             clean = capture[self.layer]
         finally:
-            self._release()
+            self.release()
         if not isinstance(noisy, torch.Tensor) or not isinstance(clean, torch.Tensor):
             raise TrainingError(
                 f"representation_matching: layer {self.layer!r} returns {type(noisy).__name__}, "
@@ -126,6 +108,3 @@ class RepresentationMatching(MainLoopModule):
         term = DISTANCES[self.distance](noisy, clean)
         state.loss = state.loss + self.weight * term
         state.accumulate("representation_matching_loss", term, noisy.shape[0])
-
-    def finish(self, state):
-        self._release()

@@ -11,11 +11,8 @@ device synchronisation per batch.
 
 import torch
 
-from nntransfer.errors import ConfigError, ModuleRequirementError
-from nntransfer.trainer.module import MainLoopModule
-from nntransfer.transfer.features import FeatureCapture, LayerNotFoundError, get_layer
-
-PHASES = ("train", "validation", "test")
+from nntransfer.errors import ConfigError
+from nntransfer.trainer.modules.layer_capture import LayerCaptureModule, check_phases
 
 
 def _per_sample(x: torch.Tensor) -> torch.Tensor:
@@ -31,7 +28,7 @@ STATISTICS = {
 }
 
 
-class RepresentationMonitor(MainLoopModule):
+class RepresentationMonitor(LayerCaptureModule):
     """Per-epoch statistics of the outputs of ``layers``.
 
     ``statistics``: any of ``mean``, ``std``, ``abs_mean``, ``sparsity``
@@ -58,10 +55,7 @@ class RepresentationMonitor(MainLoopModule):
             raise ConfigError(
                 f"representation_monitor: unknown statistics {unknown}; choose from {sorted(STATISTICS)}"
             )
-        phases = (phases,) if isinstance(phases, str) else tuple(phases)
-        unknown = [p for p in phases if p not in PHASES]
-        if unknown:
-            raise ConfigError(f"representation_monitor: unknown phases {unknown}; choose from {list(PHASES)}")
+        phases = check_phases("representation_monitor", phases)
         if not isinstance(sparsity_threshold, (int, float)) or sparsity_threshold < 0:
             raise ConfigError(
                 f"representation_monitor: sparsity_threshold must be a number >= 0, got {sparsity_threshold!r}"
@@ -70,30 +64,12 @@ class RepresentationMonitor(MainLoopModule):
         self.statistics = statistics
         self.phases = phases
         self.sparsity_threshold = float(sparsity_threshold)
-        self._capture = None
-
-    def setup(self, state):
-        for layer in self.layers:
-            try:
-                get_layer(state.model, layer)
-            except LayerNotFoundError as error:
-                raise ModuleRequirementError(f"main-loop module {self.name!r}: {error}") from error
-
-    def _release(self):
-        if self._capture is not None:
-            self._capture.remove()
-            self._capture = None
-
-    def pre_forward(self, state):
-        self._release()  # a batch skipped after pre_forward may have left hooks behind
-        if state.phase in self.phases:
-            self._capture = FeatureCapture(state.model, self.layers, detach=True)
 
     def post_forward(self, state):
         if self._capture is None:
             return
         outputs = dict(self._capture.outputs)
-        self._release()
+        self.release()
         for layer in self.layers:
             x = outputs.get(layer)
             if not isinstance(x, torch.Tensor):
@@ -102,6 +78,3 @@ class RepresentationMonitor(MainLoopModule):
             for statistic in self.statistics:
                 value = STATISTICS[statistic](x, self.sparsity_threshold)
                 state.accumulate(f"repr.{layer}.{statistic}", value, x.shape[0])
-
-    def finish(self, state):
-        self._release()
