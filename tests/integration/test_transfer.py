@@ -225,3 +225,23 @@ def test_user_schema_gets_its_own_plan_table(tt, user_schema):
     key = TransferredTrainedModel().fetch1("KEY")
     state = TransferredTrainedModel().fetch_state_dict(key)
     assert all(isinstance(value, torch.Tensor) for value in state.values())
+
+
+def test_several_recipes_combine_for_one_step(tt):
+    """Each registered recipe plans its own successors of the same done step."""
+    db = tt
+    mnist, model, trainer = first_step(db)
+    augmented = add(db, "dataset", DIGITS, {"batch_size": 64, "augmentation": {"noise": 0.05}}, "augmented")
+    longer = add(db, "trainer", STANDARD, {"epochs": 2, "lr": 0.01}, "two epochs")
+    db.DatasetTransferRecipe().add_entry(transfer_from=mnist, transfer_to=augmented, transfer_step=1)
+    db.TrainerTransferRecipe().add_entry(transfer_from=trainer, transfer_to=longer, transfer_step=1)
+    db.TransferredTrainedModel.transfer_recipe = [db.DatasetTransferRecipe(), db.TrainerTransferRecipe()]
+    assert db.TransferredTrainedModel.populate()["success_count"] == 2
+    step1 = (db.TransferredTrainedModel & {"transfer_step": 1}).to_dicts()
+    changed = sorted((row["dataset_hash"] == augmented["dataset_hash"], row["trainer_hash"] == longer["trainer_hash"])
+                     for row in step1)
+    assert changed == [(False, True), (True, False)]  # each recipe changed only its own config
+    step0 = (db.TransferredTrainedModel & {"transfer_step": 0}).fetch1()
+    assert {row["collapsed_history"] for row in step1} == {step0["successor_history"]}
+    assert all(row["received"] == "model_state" for row in step1)
+    assert db.TransferredTrainedModel.populate()["success_count"] == 0
