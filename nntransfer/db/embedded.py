@@ -56,7 +56,11 @@ def _wheel():
 def _postmaster(pgdata: Path):
     PostmasterInfo = _wheel().utils.PostmasterInfo
 
-    info = PostmasterInfo.read_from_pgdata(pgdata)
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (AssertionError, ValueError, IndexError):
+        # postmaster.pid is being written by a server that is starting right now
+        return None
     return info if info is not None and info.is_running() else None
 
 

@@ -34,3 +34,21 @@ def test_db_lifecycle(tmp_path):
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
     assert cli("db", "status", home=home).returncode == 3
     assert "was not running" in cli("db", "stop", home=home).stdout
+
+
+def test_simultaneous_first_uses_start_one_server(tmp_path):
+    """Workers that all start at once on a fresh machine share one server."""
+    home = tmp_path / "home"
+    code = (
+        "from pathlib import Path; from nntransfer.db import embedded; "
+        f"print(embedded.start(Path({str(home / 'pgdata')!r})).pid)"
+    )
+    env = dict(os.environ, NNTRANSFER_HOME=str(home), NNTRANSFER_DB="embedded")
+    processes = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(3)]
+    try:
+        outputs = [process.communicate(timeout=180) for process in processes]
+        assert all(process.returncode == 0 for process in processes), [err for _, err in outputs]
+        assert len({out.strip() for out, _ in outputs}) == 1
+    finally:
+        cli("db", "stop", home=home)
