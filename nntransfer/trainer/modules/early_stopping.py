@@ -11,6 +11,7 @@ param groups directly.
 """
 
 import logging
+import math
 
 from nntransfer.errors import ConfigError
 from nntransfer.trainer.control import StopTraining
@@ -68,6 +69,9 @@ class EarlyStopping(MainLoopModule):
         )
 
     def improved(self, value) -> bool:
+        """Whether ``value`` beats the best so far; NaN never does (it would stay best forever)."""
+        if math.isnan(value):
+            return False
         if self.best is None:
             return True
         if self.maximize:

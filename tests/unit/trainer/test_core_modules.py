@@ -184,3 +184,13 @@ def test_registry_names_and_dotted_paths():
 def test_duplicate_module_names_are_refused(model, loaders):
     with pytest.raises(ConfigError, match="distinct names"):
         Trainer(model, loaders, epochs=1, device="cpu", modules=[EarlyStopping(), EarlyStopping()])
+
+
+def test_early_stopping_does_not_keep_a_nan_first_objective_as_best(model, loaders):
+    values = [float("nan"), 1.0, 0.5, 0.4]
+    trainer = Trainer(model, loaders, epochs=4, device="cpu",
+                      modules=[ScriptedObjective(values), EarlyStopping(patience=2)])
+    trainer.fit()
+    stopper = trainer.module("early_stopping")
+    assert trainer.state.epoch == 4
+    assert (stopper.best, stopper.best_epoch) == (0.4, 4)
