@@ -26,6 +26,7 @@ Where checkpoints go, in this order of precedence:
   in that folder.
 """
 
+import math
 import random
 import time
 
@@ -148,7 +149,7 @@ class Checkpointing(MainLoopModule):
     def post_epoch(self, state):
         tags = []
         value = state.metrics.get(self.objective)
-        if value is not None and (
+        if value is not None and not math.isnan(value) and (
             self.best is None or (value > self.best if self.maximize else value < self.best)
         ):
             self.best = value

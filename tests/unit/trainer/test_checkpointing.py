@@ -4,6 +4,8 @@ import torch
 from nntransfer.errors import ModuleRequirementError, TrainingError
 from nntransfer.trainer.checkpoints import LocalCheckpointStore, MemoryCheckpointStore
 from nntransfer.trainer.loop import Trainer
+from nntransfer.trainer.module import MainLoopModule
+from nntransfer.trainer.modules.checkpointing import Checkpointing
 
 
 @pytest.fixture(params=["memory", "local"])
@@ -179,3 +181,22 @@ def test_a_store_brought_by_cb_is_written_for_resuming_only(make_model, make_loa
     module = trainer.module("checkpointing")
     assert (module.save_best, module.min_interval) == (False, AUTO_INTERVAL)
     assert [entry["tag"] for entry in module.store.list()] == ["last"]
+
+
+class NanFirstObjective(MainLoopModule):
+    """validation.loss is NaN in epoch 1, then 1/epoch (improving)."""
+
+    name = "nan_first"
+    order = 500
+
+    def post_epoch(self, state):
+        state.metrics["validation.loss"] = float("nan") if state.epoch == 1 else 1.0 / state.epoch
+
+
+def test_a_nan_first_objective_does_not_block_later_best_checkpoints(make_model, make_loaders):
+    store = MemoryCheckpointStore()
+    trainer = Trainer(make_model(), make_loaders(), epochs=3, device="cpu",
+                      modules=[NanFirstObjective(), Checkpointing(store=store)])
+    trainer.fit()
+    assert {entry["tag"]: entry["epoch"] for entry in store.list()}["best"] == 3
+    assert trainer.module("checkpointing").best == pytest.approx(1 / 3)
