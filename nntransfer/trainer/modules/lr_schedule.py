@@ -44,6 +44,8 @@ class LRSchedule(MainLoopModule):
             )
 
     def start(self, state):
+        if state.optimizer is None:  # epochs=0: nothing trains, so there is nothing to schedule
+            return
         self.require(state.scheduler is None, "another module already set state.scheduler; use one schedule.")
         options = dict(self.options)
         if self.kind == "cosine":

@@ -40,6 +40,8 @@ class Warmup(MainLoopModule):
             self.total = max(1, self.epochs * per_epoch)
 
     def start(self, state):
+        if state.optimizer is None:  # epochs=0: nothing trains, so there is no rate to warm up
+            return
         self.base_lrs = [group["lr"] for group in state.optimizer.param_groups]
         self._apply(state, 0)
 

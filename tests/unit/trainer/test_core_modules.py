@@ -194,3 +194,11 @@ def test_early_stopping_does_not_keep_a_nan_first_objective_as_best(model, loade
     stopper = trainer.module("early_stopping")
     assert trainer.state.epoch == 4
     assert (stopper.best, stopper.best_epoch) == (0.4, 4)
+
+
+def test_rate_modules_accept_an_evaluation_only_run(model, loaders):
+    trainer = Trainer(model, loaders, epochs=0, device="cpu",
+                      modules={"lr_schedule": {"kind": "step", "step_size": 1}, "warmup": {"steps": 3}})
+    assert trainer.fit() == {}
+    assert trainer.state.scheduler is None
+    assert set(trainer.evaluate("validation")) == {"validation.loss", "validation.accuracy"}
