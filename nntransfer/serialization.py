@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -88,5 +89,23 @@ def output_from_json(stored: Any) -> Any:
     return from_jsonable(stored)
 
 
-def is_finite_score(score: Any) -> bool:
-    return isinstance(score, (int, float)) and math.isfinite(score)
+def score_to_float(score: Any) -> float | None:
+    """The trainer's score as a float for the ``score`` column, or None.
+
+    Trainers often return a numpy scalar (``np.float32`` from a mean) or a
+    0-d tensor rather than a Python float; these are numbers too and must not
+    be stored as NULL.  None is returned for what is not one finite number
+    (NaN, inf, None, a list), since the column holds finite scores only.
+    """
+    if isinstance(score, bool) or score is None:
+        return None
+    if hasattr(score, "detach"):  # torch tensor
+        score = score.detach().cpu().numpy()
+    if isinstance(score, np.ndarray):
+        if score.ndim != 0:
+            return None
+        score = score.item()
+    if not isinstance(score, numbers.Real) or isinstance(score, (bool, np.bool_)):
+        return None
+    value = float(score)
+    return value if math.isfinite(value) else None

@@ -25,9 +25,9 @@ from typing import Any
 from ..builder import get_data, get_model, get_trainer
 from ..db import import_datajoint
 from ..serialization import (
-    is_finite_score,
     output_from_json,
     output_to_json,
+    score_to_float,
     state_dict_from_bytes,
     state_dict_to_bytes,
     transfer_data_from_bytes,
@@ -142,7 +142,7 @@ class TrainingMixin:
         transfer_data = output.pop("transfer_data", None)
         return (
             comment,
-            float(score) if is_finite_score(score) else None,
+            score_to_float(score),
             output_to_json(output),
             state_dict_to_bytes(model_state),
             transfer_data_to_bytes(transfer_data) if transfer_data is not None else None,

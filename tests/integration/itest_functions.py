@@ -45,6 +45,14 @@ def data_trainer(model, dataloaders, seed, uid=None, cb=None):
     return 0.0, {"transfer_data": {"train": {"logits": np.arange(n * 2, dtype=np.float32).reshape(n, 2)}}}, model.state_dict()
 
 
+def numpy_score_trainer(model, dataloaders, seed, uid=None, cb=None, *, score_type: str = "float32"):
+    """Returns its score as a numpy float32 or a 0-d tensor, as a mean over a batch gives it."""
+    import numpy as np
+
+    score = np.float32(0.75) if score_type == "float32" else torch.tensor(0.75)
+    return score, {}, model.state_dict()
+
+
 def kwargs_trainer(model, dataloaders, seed, uid=None, cb=None, **config):
     """An nnfabrik-style trainer that takes any keyword."""
     return 0.0, {"config": config}, model.state_dict()

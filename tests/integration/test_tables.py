@@ -171,3 +171,10 @@ def test_a_failed_training_resumes_from_its_database_checkpoint(db, tmp_path):
     stored = db.TrainedModel().fetch_state_dict()
     for name, tensor in expected.items():
         assert torch.equal(stored[name], tensor), name
+
+
+@pytest.mark.parametrize("score_type", ["float32", "tensor"])
+def test_a_numpy_or_tensor_score_is_stored_not_dropped(db, score_type):
+    add_basic(db, trainer="itest_functions.numpy_score_trainer", trainer_config={"score_type": score_type})
+    db.TrainedModel.populate()
+    assert db.TrainedModel().fetch1("score") == pytest.approx(0.75)
