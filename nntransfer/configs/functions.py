@@ -12,7 +12,7 @@ import inspect
 import typing
 
 from nntransfer.builder import resolve_fn
-from nntransfer.configs.base import DatasetConfig, ModelConfig, TrainerConfig
+from nntransfer.configs.base import _CLASS_SETTINGS, DatasetConfig, ModelConfig, TrainerConfig
 from nntransfer.errors import ConfigError
 
 CONTRACT_PARAMETERS = {
@@ -83,6 +83,12 @@ def _build_class(fn_path, kind):
             raise ConfigError(
                 f"{fn_path}: parameter {parameter.name!r} is positional-only, but config "
                 "values are passed by keyword. Make it a normal or keyword-only parameter."
+            )
+        if parameter.name in _CLASS_SETTINGS:
+            raise ConfigError(
+                f"{fn_path} has a parameter {parameter.name!r}, which is a setting of every config "
+                f"class ({', '.join(_CLASS_SETTINGS)}), so it cannot be a config field. Rename the "
+                "parameter."
             )
         if parameter.name == "comment":
             raise ConfigError(

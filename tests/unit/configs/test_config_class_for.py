@@ -32,6 +32,12 @@ def commented_fn(seed, comment=""):
 def hashing_fn(seed, hash="x"):
     return None
 
+def kind_fn(seed, kind="digits"):
+    return None
+
+def fn_fn(seed, fn="relu"):
+    return None
+
 def bad_default_fn(seed, dtype=object()):
     return None
 
@@ -117,6 +123,8 @@ def test_missing_contract_parameter_is_reported(builders):
         ("positional_only_fn", "positional-only"),
         ("commented_fn", "comment"),
         ("hashing_fn", "'hash'"),
+        ("kind_fn", "parameter 'kind'.*Rename"),
+        ("fn_fn", "parameter 'fn'.*Rename"),
         ("bad_default_fn", "dtype"),
     ],
 )
