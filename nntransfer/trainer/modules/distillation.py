@@ -27,6 +27,7 @@ from torch import nn
 from nntransfer.errors import ConfigError, TrainingError
 from nntransfer.trainer.loop import accepts_data_key, iterate_batches, unpack
 from nntransfer.trainer.module import MainLoopModule
+from nntransfer.trainer.modules.checkpointing import data_generators
 
 PHASES = ("train", "validation", "test")
 
@@ -43,13 +44,21 @@ def peek_train_batch(loaders):
     """The first training batch, read without moving any random generator.
 
     Shuffling samplers draw their seed from torch's global generator when an
-    iterator is created, so the peek runs inside ``fork_rng``: the run's batch
-    order is the same with and without this module.
+    iterator is created, so the peek runs inside ``fork_rng``; a loader that
+    shuffles with its own generator, and a dataset that augments with its
+    own, get their states back afterwards: the run's batch order (and
+    augmentation) is the same with and without this module.
     """
-    with torch.random.fork_rng(devices=[]):
-        for _, batch in iterate_batches(loaders):
-            return batch
-    return None
+    generators = data_generators({"train": loaders})
+    saved = {name: generator.get_state() for name, generator in generators.items()}
+    try:
+        with torch.random.fork_rng(devices=[]):
+            for _, batch in iterate_batches(loaders):
+                return batch
+        return None
+    finally:
+        for name, generator in generators.items():
+            generator.set_state(saved[name])
 
 
 class KnowledgeDistillation(MainLoopModule):

@@ -154,3 +154,15 @@ def test_teacher_and_batch_logits_on_cuda():
     again = Trainer(student(), {"train": loader}, epochs=1, device="cuda",
                     modules=[KnowledgeDistillation()]).fit()
     assert again["train.distillation_loss"][0] == pytest.approx(history["train.distillation_loss"][0], rel=1e-4)
+
+
+def test_peek_leaves_the_loaders_own_generators_alone():
+    x, y = data()
+
+    def loader():
+        return DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True,
+                          generator=torch.Generator().manual_seed(5))
+
+    peeked = loader()
+    peek_train_batch({"task": peeked})
+    assert [b[1].tolist() for b in peeked] == [b[1].tolist() for b in loader()]
