@@ -196,7 +196,15 @@ class Config:
         return config_class_for(fn_path, cls.kind)(**values)
 
     def insert(self, fabrikant=None, skip_duplicates=True):
-        """Insert this config into its table (idempotent by default); return :attr:`key`."""
+        """Insert this config into its table (idempotent by default); return :attr:`key`.
+
+        The table stores the config completed with its function's defaults
+        (see ``add_entry``), so a declared class must hash to that same entry;
+        one that leaves out some of the function's parameters, or declares a
+        type that stores a value differently, is refused before anything is
+        inserted, because :attr:`key` would select no row.
+        """
+        self._check_matches_function()
         from nntransfer import tables
 
         kind = self.kind
@@ -210,6 +218,29 @@ class Config:
             skip_duplicates=skip_duplicates,
         )
         return self.key
+
+    def _check_matches_function(self):
+        from nntransfer.configs.functions import config_class_for
+
+        if type(self).__dict__.get("_from_signature", False):
+            return
+        values = self.to_dict()
+        completed = config_class_for(self.fn, self.kind)(**values).to_dict()
+        if config_hash(completed) == self.hash:
+            return
+        missing = sorted(set(completed) - set(values))
+        changed = sorted(name for name in values if canonical_json(values[name]) != canonical_json(completed[name]))
+        problems = []
+        if missing:
+            problems.append(f"it does not hash the parameters {missing} of {self.fn}")
+        if changed:
+            problems.append(f"the function's signature stores {changed} with another type")
+        raise ConfigError(
+            f"{type(self).__name__} does not describe the entry the database stores for it: "
+            f"{' and '.join(problems)}, so its key would select no row. Declare every parameter of "
+            f"the function with the function's types as hashed fields, or use "
+            f"{self.kind.capitalize()}Config.for_fn({self.fn!r}, ...)."
+        )
 
     def __reduce_ex__(self, protocol):
         """Signature-derived classes are not module attributes, so pickle them by path."""

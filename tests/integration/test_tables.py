@@ -178,3 +178,27 @@ def test_a_numpy_or_tensor_score_is_stored_not_dropped(db, score_type):
     add_basic(db, trainer="itest_functions.numpy_score_trainer", trainer_config={"score_type": score_type})
     db.TrainedModel.populate()
     assert db.TrainedModel().fetch1("score") == pytest.approx(0.75)
+
+
+def test_a_declared_config_class_inserts_the_row_its_key_selects(db):
+    from nntransfer.configs import TrainerConfig
+    from nntransfer.errors import ConfigError
+
+    class Tiny(TrainerConfig):
+        fn = TINY
+        steps: int = 2
+        lr: float = 0.1
+        state_floats: int = 0
+
+    class OnlySteps(TrainerConfig):
+        fn = TINY
+        steps: int = 2
+
+    config = Tiny(steps=1)
+    assert config.insert() == config.key
+    assert len(db.Trainer() & config.key) == 1
+    # the table completes configs with the function's defaults, so a class that
+    # leaves some out would hash to a key that selects no row
+    with pytest.raises(ConfigError, match=r"does not hash the parameters \['lr', 'state_floats'\]"):
+        OnlySteps(steps=3).insert()
+    assert len(db.Trainer()) == 1

@@ -291,3 +291,14 @@ def test_copy_and_pickle_keep_the_config():
     config = DigitsConfig(batch_size=3, options={"a": [1]}, comment="c")
     assert copy.deepcopy(config) == config
     assert pickle.loads(pickle.dumps(config)) == config
+
+
+def test_insert_refuses_a_class_whose_key_would_select_no_row():
+    """The table stores configs completed with the function's defaults."""
+
+    class Digits(DatasetConfig):
+        fn = "nntransfer.datasets.digits.digits_dataset_fn"
+        batch_size: int = 64
+
+    with pytest.raises(ConfigError, match=r"does not hash the parameters \[.*'validation_fraction'"):
+        Digits(batch_size=32).insert()
