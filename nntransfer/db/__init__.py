@@ -53,7 +53,11 @@ def _configure_store(dj, settings: Settings) -> None:
             "(a shared folder or S3) for a cluster.",
             settings.store, settings.store_location, settings.store,
         )
-    dj.config["stores"] = {settings.store: {"protocol": "file", "location": str(settings.store_location)}}
+    # added to the stores the user configured, which their own tables may use
+    dj.config["stores"] = {
+        **dj.config.stores,
+        settings.store: {"protocol": "file", "location": str(settings.store_location)},
+    }
 
 
 def describe_target(dj) -> str:

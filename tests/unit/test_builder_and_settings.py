@@ -101,3 +101,15 @@ def test_cli_db_status_on_a_fresh_home(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 3
     assert "not running" in result.stdout
+
+
+def test_the_local_artifact_store_is_added_to_the_users_stores_not_put_in_their_place(tmp_path, monkeypatch):
+    from nntransfer.db import _configure_store, import_datajoint
+    from nntransfer.settings import Settings
+
+    dj = import_datajoint()
+    theirs = {"protocol": "file", "location": str(tmp_path / "theirs")}
+    monkeypatch.setitem(dj.config, "stores", {"raw_data": theirs})
+    _configure_store(dj, Settings(mode="server", home=tmp_path, store="nntransfer"))
+    assert dj.config.stores["raw_data"] == theirs
+    assert dj.config.stores["nntransfer"] == {"protocol": "file", "location": str(tmp_path / "store")}
