@@ -414,6 +414,7 @@ class Trainer:
         state.phase = "train"
         model.train()
         for state.batch_index, (key, batch) in enumerate(iterate_batches(loaders)):
+            unscaled = False
             try:
                 self._forward(key, batch, pre_forward, post_forward, data_key_kw)
                 loss = state.loss
@@ -426,6 +427,7 @@ class Trainer:
                     scaler.scale(scaled).backward()
                     if state.is_step and post_backward:
                         scaler.unscale_(optimizer)
+                        unscaled = True
                 else:
                     scaled.backward()
                 for handler in post_backward:
@@ -442,7 +444,7 @@ class Trainer:
                 state.skipped_batches += 1
             except SkipOptimizerStep:
                 optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
+                if unscaled:  # the scaler expects an update after unscale_; without one it has nothing to update
                     scaler.update()
                 pending = 0
                 state.skipped_steps += 1

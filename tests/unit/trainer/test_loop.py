@@ -183,6 +183,22 @@ def test_skip_optimizer_step_keeps_weights_but_counts_metrics(model, loaders):
     assert history["train.loss"][0] is not None
 
 
+def test_skip_optimizer_step_between_accumulated_batches_with_a_grad_scaler(model, loaders):
+    """The fp16 path of the loop, driven on CPU by a CPU GradScaler in place of the CUDA one."""
+
+    class SkipFirstBatch(MainLoopModule):
+        name = "skip_first_batch"
+
+        def post_backward(self, state):
+            if state.batch_index == 0:  # not a step batch: nothing was unscaled yet
+                raise SkipOptimizerStep
+
+    trainer = Trainer(model, loaders, epochs=1, device="cpu", accumulation_steps=2, modules=[SkipFirstBatch()])
+    trainer.state.scaler = torch.amp.GradScaler("cpu")
+    trainer.fit()
+    assert (trainer.state.skipped_steps, trainer.state.optimizer_steps) == (1, 3)
+
+
 def test_stop_epoch_ends_the_epoch_but_validation_runs(model, loaders):
     raiser = Raiser("pre_forward", StopEpoch, when=lambda state: state.batch_index == 2)
     trainer = Trainer(model, loaders, epochs=2, device="cpu", modules=[raiser])
