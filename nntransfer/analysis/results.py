@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..hashing import from_jsonable
+
 KEY_COLUMNS = ("transfer_step", "seed", "dataset_fn", "dataset_hash", "model_fn", "model_hash",
                "trainer_fn", "trainer_hash", "data_transfer", "collapsed_history")
 KINDS = ("dataset", "model", "trainer")
@@ -22,7 +24,8 @@ def _flat(prefix: str, config: dict) -> dict:
 
 def _configs(table, kind: str) -> dict:
     fn, hash_, config = f"{kind}_fn", f"{kind}_hash", f"{kind}_config"
-    return {(row[fn], row[hash_]): row[config] for row in table.proj(config).to_dicts()}
+    # stored configs tag NaN and infinities ({"__float__": "nan"}); the columns hold the floats
+    return {(row[fn], row[hash_]): from_jsonable(row[config]) for row in table.proj(config).to_dicts()}
 
 
 def results(table=None, restriction=None) -> pd.DataFrame:

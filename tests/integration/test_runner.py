@@ -67,3 +67,20 @@ def test_run_status_retry_and_results(db, tmp_path, capsys):
     broken = [line for line in printed if line.startswith("broken")]
     assert len(broken) == 2 and all(line.endswith("- (0/2)") for line in broken)
     assert sum(line.startswith("distillation") for line in printed) == 3
+
+
+def test_results_columns_hold_nan_and_infinity_as_floats(db):
+    import math
+
+    from nntransfer.analysis.results import results
+
+    db.Dataset().add_entry(dataset_fn="nntransfer.datasets.digits.digits_dataset_fn", dataset_config={})
+    db.Model().add_entry(model_fn="nntransfer.models.mlp.mlp_model_fn", model_config={"hidden_sizes": [4]})
+    db.Trainer().add_entry(trainer_fn="itest_functions.kwargs_trainer",
+                           trainer_config={"lr": float("nan"), "clip": float("inf")})
+    db.Seed().insert1({"seed": 1})
+    db.TransferredTrainedModel.populate()
+    frame = results(db.TransferredTrainedModel())
+    assert len(frame) == 1
+    assert math.isnan(frame["trainer.lr"][0]) and frame["trainer.clip"][0] == math.inf
+    assert not [column for column in frame.columns if "__float__" in column]
