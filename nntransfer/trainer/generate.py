@@ -76,9 +76,9 @@ def _run_split(model, loader, layers, batch_size, device):
                 if capture is not None:
                     capture.clear()
                 output, _ = split_output(model(inputs))
-                logits.append(output.detach().float().cpu())
+                logits.append(_rows(output, "the model output"))
                 for name in layers:
-                    features[name].append(capture[name].detach().float().cpu())
+                    features[name].append(_rows(capture[name], f"the output of layer {name!r}"))
                 if (
                     isinstance(targets, torch.Tensor)
                     and output.dim() == 2
@@ -102,3 +102,13 @@ def _run_split(model, loader, layers, batch_size, device):
                 "the model must return one row per input sample."
             )
     return data, (correct / labelled if labelled else None)
+
+
+def _rows(value, what: str) -> torch.Tensor:
+    """A batch's values as a float CPU tensor; only a tensor can become rows of an array."""
+    if not isinstance(value, torch.Tensor):
+        raise TransferError(
+            f"{what} is a {type(value).__name__}, not a tensor, so it cannot be stored as transfer data; "
+            "choose layers whose output is a tensor."
+        )
+    return value.detach().float().cpu()

@@ -91,3 +91,27 @@ def test_generate_refuses_unusable_input():
         generate_transfer_data(IndexModel(), per_task, seed=0, device="cpu")
     score, _, _ = generate_transfer_data(IndexModel(), {"train": DataLoader(dataset)}, seed=0, device="cpu")
     assert math.isnan(score)  # no validation split to score on
+
+
+
+class PairLayer(torch.nn.Module):
+    def forward(self, x):
+        return x, x.sum(1)
+
+
+class WithPairLayer(torch.nn.Module):
+    """A model with a layer that returns a tuple, as recurrent layers do."""
+
+    def __init__(self):
+        super().__init__()
+        self.pair = PairLayer()
+        self.head = torch.nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.head(self.pair(x)[0])
+
+
+def test_generate_names_a_layer_whose_output_is_not_a_tensor():
+    dataset = TensorDataset(torch.randn(4, 3), torch.zeros(4).long())
+    with pytest.raises(TransferError, match="layer 'pair' is a tuple, not a tensor"):
+        generate_transfer_data(WithPairLayer(), {"train": DataLoader(dataset)}, seed=0, layers=("pair",), device="cpu")
