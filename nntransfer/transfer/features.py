@@ -51,7 +51,7 @@ class FeatureCapture:
             model(x)
             h = captured["features.3"]
 
-    ``outputs`` maps each layer name to the output of its most recent call;
+    ``outputs`` maps each layer name to (a copy of) the output of its most recent call;
     :meth:`clear` forgets them (so a layer that did not run is not reported
     with a stale value).
     """
@@ -69,8 +69,10 @@ class FeatureCapture:
 
     def _recorder(self, name: str):
         def hook(module, args, output):
-            if self.detach and isinstance(output, torch.Tensor):
-                output = output.detach()
+            if isinstance(output, torch.Tensor):
+                # A copy: a later in-place op (ReLU(inplace=True) after BatchNorm, as in
+                # ResNets) would otherwise overwrite what was captured with its own result.
+                output = output.detach().clone() if self.detach else output.clone()
             self.outputs[name] = output
 
         return hook

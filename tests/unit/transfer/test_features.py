@@ -18,7 +18,7 @@ def test_capture_keeps_graph_unless_detached():
     x = torch.randn(4, 3)
     with FeatureCapture(net, ["1", "3"]) as captured:
         out = net(x)
-        assert captured["3"] is out
+        assert torch.equal(captured["3"], out) and captured["3"].requires_grad
         assert captured["1"].requires_grad
     with FeatureCapture(net, "1", detach=True) as captured:
         net(x)
@@ -26,6 +26,22 @@ def test_capture_keeps_graph_unless_detached():
     net(x)
     assert set(captured.outputs) == {"1"}  # hooks removed: nothing new recorded
 
+
+
+def test_capture_is_not_overwritten_by_a_later_inplace_op():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 5), nn.ReLU(inplace=True), nn.Linear(5, 2))
+    x = torch.randn(8, 3)
+    before_relu = net[0](x)
+    with FeatureCapture(net, "0", detach=True) as captured:
+        net(x)
+        torch.testing.assert_close(captured["0"], before_relu.detach())
+    features = extract_features(net, TensorDataset(x, torch.zeros(8).long()), layer="0")
+    np.testing.assert_allclose(features, before_relu.detach().numpy(), rtol=1e-6)
+    with FeatureCapture(net, "0") as captured:
+        net(x)
+        captured["0"].sum().backward()
+    torch.testing.assert_close(net[0].bias.grad, torch.full((5,), 8.0))
 
 def test_capture_unknown_layer_and_missing_output():
     net = make_net()
