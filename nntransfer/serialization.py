@@ -69,8 +69,15 @@ def _plain(value: Any) -> Any:
         return _plain(value.tolist())
     if isinstance(value, np.generic):
         return value.item()
-    if isinstance(value, float) or value is None or isinstance(value, (bool, int, str)):
+    if value is None or type(value) in (bool, int, float, str):
         return value
+    # subclasses (IntEnum, str enums, ...) as the plain value they hold
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str.__str__(value)
     return repr(value)
 
 
