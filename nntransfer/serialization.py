@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import TransferError
 from .hashing import from_jsonable, to_jsonable
 
 
@@ -41,6 +42,13 @@ def transfer_data_to_bytes(transfer_data: dict) -> bytes:
                 arrays[f"{split}/{name}"] = np.asarray(array)
         else:
             arrays[split] = np.asarray(content)
+    for key, array in arrays.items():
+        # numpy would pickle it, and loading never unpickles: refuse it before it is stored
+        if array.dtype.hasobject:
+            raise TransferError(
+                f"transfer_data {key!r} is an array of Python objects (ragged rows or mixed values), "
+                "which cannot be stored safely; hand on numeric arrays with one row per sample."
+            )
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()

@@ -54,3 +54,15 @@ def test_output_keeps_nan_and_turns_other_objects_into_their_repr():
     restored = output_from_json(stored)
     assert math.isnan(restored["loss"][0]) and restored["loss"][1] == 1.0
     assert restored["items"] == "{1, 2}" and restored["curve"] == [1.0, 2.0]
+
+
+def test_transfer_data_round_trips_and_object_arrays_are_refused_when_written():
+    from nntransfer.errors import TransferError
+    from nntransfer.serialization import transfer_data_from_bytes, transfer_data_to_bytes
+
+    logits = np.arange(6, dtype=np.float32).reshape(3, 2)
+    restored = transfer_data_from_bytes(transfer_data_to_bytes({"train": {"logits": logits}}))
+    np.testing.assert_array_equal(restored["train"]["logits"], logits)
+    ragged = np.array([[1.0], [1.0, 2.0]], dtype=object)
+    with pytest.raises(TransferError, match="'train/logits' is an array of Python objects"):
+        transfer_data_to_bytes({"train": {"logits": ragged}})
