@@ -66,7 +66,13 @@ def load_recipe(spec: str) -> Recipe:
     experiments = getattr(module, "experiments", None)
     if experiments is None:
         raise ConfigError(f"recipe {spec!r} defines no `experiments` (a dict name -> Experiment or TransferExperiment).")
-    items = experiments.items() if isinstance(experiments, dict) else ((f"experiment {i}", e) for i, e in enumerate(experiments))
+    if isinstance(experiments, dict):
+        items = experiments.items()
+    elif isinstance(experiments, (list, tuple)):
+        items = ((f"experiment {i}", e) for i, e in enumerate(experiments))
+    else:
+        raise ConfigError(f"recipe {spec!r}: `experiments` is a {type(experiments).__name__}; make it a dict "
+                          "name -> Experiment or TransferExperiment (or a list of them).")
     chains = {}
     for name, experiment in items:
         if isinstance(experiment, Experiment):
