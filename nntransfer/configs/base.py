@@ -229,10 +229,15 @@ class Config:
         if config_hash(completed) == self.hash:
             return
         missing = sorted(set(completed) - set(values))
-        changed = sorted(name for name in values if canonical_json(values[name]) != canonical_json(completed[name]))
+        dropped = sorted(set(values) - set(completed))
+        changed = sorted(
+            name for name in values if name in completed and canonical_json(values[name]) != canonical_json(completed[name])
+        )
         problems = []
         if missing:
             problems.append(f"it does not hash the parameters {missing} of {self.fn}")
+        if dropped:
+            problems.append(f"it hashes {dropped}, which the table leaves out while they are None")
         if changed:
             problems.append(f"the function's signature stores {changed} with another type")
         raise ConfigError(

@@ -302,3 +302,13 @@ def test_insert_refuses_a_class_whose_key_would_select_no_row():
 
     with pytest.raises(ConfigError, match=r"does not hash the parameters \[.*'validation_fraction'"):
         Digits(batch_size=32).insert()
+
+
+def test_insert_names_a_declared_table_option_that_the_table_would_leave_out():
+    class Mlp(ModelConfig):
+        fn = "nntransfer.models.mlp.mlp_model_fn"
+        hidden_sizes: list = [16]
+        transfer: dict | None = None
+
+    with pytest.raises(ConfigError, match=r"hashes \['transfer'\], which the table leaves out"):
+        Mlp().insert()
