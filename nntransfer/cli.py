@@ -160,6 +160,17 @@ def _plot(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type for counts of processes and threads."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def _recipe_command(commands, name, help_text, run):
     command = commands.add_parser(name, help=help_text)
     command.add_argument("recipe", help="recipe module name or .py file defining `experiments`")
@@ -180,17 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="train the digits demo on the configured database")
     demo.add_argument("--schema", default=None, help="schema name (default: NNTRANSFER_SCHEMA or 'nntransfer_demo')")
     demo.add_argument("--plot", default="nntransfer-demo.png", help="where to write the plot")
-    demo.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest for its small models)")
+    demo.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1: fastest for its small models)")
     demo.set_defaults(run=_demo)
 
     run = _recipe_command(commands, "run", "insert a recipe and train all its steps here, in order", _run)
-    run.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    run.add_argument("--threads", type=_positive_int, default=None, help="torch threads (default: torch's choice)")
     worker = _recipe_command(commands, "worker", "train a recipe's ready steps until none is left (cluster job)", _worker)
-    worker.add_argument("--jobs", type=int, default=1, help="worker processes to run (default 1)")
+    worker.add_argument("--jobs", type=_positive_int, default=1, help="worker processes to run (default 1)")
     worker.add_argument("--orphan-timeout", type=float, default=300.0,
                         help="seconds without heartbeat after which another worker takes a job over (default 300)")
     worker.add_argument("--poll", type=float, default=1.0, help="seconds between looks for new work (default 1)")
-    worker.add_argument("--threads", type=int, default=None,
+    worker.add_argument("--threads", type=_positive_int, default=None,
                         help="torch threads per worker process (default: the cores shared out among --jobs)")
     _recipe_command(commands, "status", "count a recipe's steps: done, running, pending, blocked, error", _status)
     _recipe_command(commands, "retry", "queue a recipe's failed steps again", _retry)

@@ -113,3 +113,17 @@ def test_the_local_artifact_store_is_added_to_the_users_stores_not_put_in_their_
     _configure_store(dj, Settings(mode="server", home=tmp_path, store="nntransfer"))
     assert dj.config.stores["raw_data"] == theirs
     assert dj.config.stores["nntransfer"] == {"protocol": "file", "location": str(tmp_path / "store")}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["worker", "r.py", "--jobs", "0"], ["worker", "r.py", "--threads", "-2"], ["run", "r.py", "--threads", "0"],
+     ["demo", "--threads", "many"]],
+)
+def test_cli_refuses_counts_below_one_before_doing_anything(argv, capsys):
+    from nntransfer.cli import build_parser
+
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(argv)
+    assert stop.value.code == 2
+    assert "at least 1" in capsys.readouterr().err
