@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -43,6 +44,11 @@ else:
     os.environ["NNTRANSFER_DB"] = "embedded"
     for name in ("DJ_HOST", "DJ_PORT", "DJ_USER", "DJ_PASS", "DJ_BACKEND"):
         os.environ.pop(name, None)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove this session's home (the embedded server's data, the artifact store), stopped by now."""
+    shutil.rmtree(_home, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items):
