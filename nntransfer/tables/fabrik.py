@@ -13,7 +13,7 @@ import logging
 
 from ..configs import config_class_for
 from ..db import import_datajoint
-from ..errors import DuplicateEntryError, FabrikantError
+from ..errors import ConfigError, DuplicateEntryError, FabrikantError
 from ..hashing import config_hash, from_jsonable, to_jsonable
 
 dj = import_datajoint()
@@ -71,15 +71,19 @@ class Seed(dj.Manual):
     """
 
 
+FN_LENGTH = 128
+COMMENT_LENGTH = 256
+
+
 def _config_definition(kind: str) -> str:
     return f"""
     # {kind} functions and their configurations
-    {kind}_fn: varchar(128)     # dotted path of the {kind} function
+    {kind}_fn: varchar({FN_LENGTH})     # dotted path of the {kind} function
     {kind}_hash: char(32)       # canonical hash of the configuration
     ---
     {kind}_config: json         # keyword arguments of the function
     -> Fabrikant.proj({kind}_fabrikant='fabrikant_name')
-    {kind}_comment = "": varchar(256)
+    {kind}_comment = "": varchar({COMMENT_LENGTH})
     {kind}_ts = CURRENT_TIMESTAMP: datetime
     """
 
@@ -114,6 +118,12 @@ class ConfigTable:
             )
         if fn is None:
             raise TypeError(f"{type(self).__name__}.add_entry needs {k}_fn (a dotted function path).")
+        for name, value, limit in ((f"{k}_fn", fn, FN_LENGTH), (f"{k}_comment", comment or "", COMMENT_LENGTH)):
+            if isinstance(value, str) and len(value) > limit:
+                raise ConfigError(
+                    f"{type(self).__name__}.add_entry: {name} has {len(value)} characters, but its column holds "
+                    f"{limit}; shorten it."
+                )
         # Filling in the function's defaults makes {} and {"batch_size": 64} (the
         # default) one entry, and checks names and types before anything is stored.
         config = config_class_for(fn, k)(**(config or {})).to_dict()

@@ -202,3 +202,11 @@ def test_a_declared_config_class_inserts_the_row_its_key_selects(db):
     with pytest.raises(ConfigError, match=r"does not hash the parameters \['lr', 'state_floats'\]"):
         OnlySteps(steps=3).insert()
     assert len(db.Trainer()) == 1
+
+
+def test_a_comment_longer_than_its_column_is_a_config_error(db):
+    from nntransfer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="dataset_comment has 300 characters, but its column holds 256"):
+        db.Dataset().add_entry(dataset_fn=DIGITS, dataset_config={}, dataset_comment="x" * 300)
+    assert len(db.Dataset()) == 0
