@@ -111,19 +111,20 @@ def _worker(args) -> int:
     runner.insert(recipe)
     if args.jobs == 1:
         _set_threads(threads)
-        result = runner.work(recipe, orphan_timeout=args.orphan_timeout, poll=args.poll)
-        print(f"trained {result['trained']} steps, {result['errors']} errors")
-        return 0
-    import multiprocessing
+        results = [runner.work(recipe, orphan_timeout=args.orphan_timeout, poll=args.poll)]
+    else:
+        import multiprocessing
 
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(args.jobs) as pool:
-        results = pool.starmap(
-            _work_process,
-            [(args.recipe, args.schema, args.orphan_timeout, args.poll, args.verbose, threads)] * args.jobs,
-        )
-    print(f"trained {sum(r['trained'] for r in results)} steps, {sum(r['errors'] for r in results)} errors")
-    return 0
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(args.jobs) as pool:
+            results = pool.starmap(
+                _work_process,
+                [(args.recipe, args.schema, args.orphan_timeout, args.poll, args.verbose, threads)] * args.jobs,
+            )
+    errors = sum(r["errors"] for r in results)
+    print(f"trained {sum(r['trained'] for r in results)} steps, {errors} errors")
+    # like `run`: a job array sees failed steps in the exit code (`nntransfer retry` queues them again)
+    return 1 if errors else 0
 
 
 def _status(args) -> int:

@@ -6,13 +6,16 @@ annotated defaults gives one place where a setting is named, typed and
 defaulted, and catches a misspelled keyword before it is silently ignored by
 ``**kwargs`` or stored under a new hash::
 
-    class DigitsConfig(DatasetConfig):
-        fn = "nntransfer.datasets.digits.digits_dataset_fn"
+    class MyData(DatasetConfig):
+        fn = "mylab.data.load"       # def load(seed, *, batch_size=64, classes=None)
         batch_size: int = 64
         classes: list | None = None
 
-    config = DigitsConfig(batch_size=32, comment="smaller batches")
-    config.key   # {"dataset_fn": "...digits_dataset_fn", "dataset_hash": "..."}
+    config = MyData(batch_size=32, comment="smaller batches")
+    config.key   # {"dataset_fn": "mylab.data.load", "dataset_hash": "..."}
+
+A declared class lists every keyword parameter of its function with the same
+defaults (``DatasetConfig.for_fn`` derives such a class from the signature).
 
 The hash covers every hashed field, defaults included, so a row never changes
 identity because a default was left out.  ``comment`` and the fields listed in

@@ -41,7 +41,8 @@ def test_run_status_retry_and_results(db, tmp_path, capsys):
     assert counts["steps"][2]["done"] == 2
 
     # worker mode records the errors in the jobs table; retry queues them again
-    assert runner.work(recipe, poll=0.1) == {"trained": 0, "errors": 2}
+    assert main(["worker", str(recipe_file), "--poll", "0.1"]) == 1  # failed steps show in the exit code
+    assert "trained 0 steps, 2 errors" in capsys.readouterr().out
     assert runner.status(recipe)["total"]["error"] == 2
     assert main(["status", str(recipe_file)]) == 0
     assert "error" in capsys.readouterr().out
