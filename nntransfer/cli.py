@@ -172,6 +172,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    """An argparse type for waiting times."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return value
+
+
 def _recipe_command(commands, name, help_text, run):
     command = commands.add_parser(name, help=help_text)
     command.add_argument("recipe", help="recipe module name or .py file defining `experiments`")
@@ -199,9 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=_positive_int, default=None, help="torch threads (default: torch's choice)")
     worker = _recipe_command(commands, "worker", "train a recipe's ready steps until none is left (cluster job)", _worker)
     worker.add_argument("--jobs", type=_positive_int, default=1, help="worker processes to run (default 1)")
-    worker.add_argument("--orphan-timeout", type=float, default=300.0,
+    worker.add_argument("--orphan-timeout", type=_seconds, default=300.0,
                         help="seconds without heartbeat after which another worker takes a job over (default 300)")
-    worker.add_argument("--poll", type=float, default=1.0, help="seconds between looks for new work (default 1)")
+    worker.add_argument("--poll", type=_seconds, default=1.0, help="seconds between looks for new work (default 1)")
     worker.add_argument("--threads", type=_positive_int, default=None,
                         help="torch threads per worker process (default: the cores shared out among --jobs)")
     _recipe_command(commands, "status", "count a recipe's steps: done, running, pending, blocked, error", _status)

@@ -127,3 +127,14 @@ def test_cli_refuses_counts_below_one_before_doing_anything(argv, capsys):
         build_parser().parse_args(argv)
     assert stop.value.code == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--poll", "--orphan-timeout"])
+@pytest.mark.parametrize("value", ["-1", "nan", "soon"])
+def test_cli_refuses_negative_waiting_times(option, value, capsys):
+    from nntransfer.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["worker", "r.py", option, value])
+    assert "seconds >= 0" in capsys.readouterr().err
+    assert getattr(build_parser().parse_args(["worker", "r.py", option, "0.5"]), option[2:].replace("-", "_")) == 0.5
