@@ -30,6 +30,7 @@ loop in :mod:`nntransfer.trainer.loop` reads, in pseudocode::
         state.history += state.metrics
         POST_EPOCH                                    # early stopping, checkpoints, logs
     for module in modules: module.finish(state)       # e.g. restore the best model
+    for module in modules: module.teardown(state)     # also when an exception ended fit: remove hooks
     final evaluation on the test loaders (PRE_FORWARD / POST_FORWARD, phase "test")
 
 ``PRE_FORWARD`` and ``POST_FORWARD`` fire in every phase (``state.phase`` says

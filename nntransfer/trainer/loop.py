@@ -26,7 +26,7 @@ from nntransfer.trainer.unwrap import split_output
 
 NAN_POLICIES = ("raise", "skip", "off")
 AMP_MODES = (False, True, "fp16", "bf16")
-ONCE_PER_RUN = ("setup", "start", "finish")
+ONCE_PER_RUN = ("setup", "start", "finish", "teardown")
 
 
 def resolve_device(device) -> torch.device:
@@ -302,7 +302,7 @@ class Trainer:
     def describe(self) -> str:
         """A text table: for each hook, the modules that run there, in order."""
         rows = [("hook", "modules (in order)")]
-        for hook in ("setup", "start", *EVENT_METHODS, "finish"):
+        for hook in ("setup", "start", *EVENT_METHODS, "finish", "teardown"):
             names = [f"{m.name}({m.order})" for m in self.modules if m.overrides(hook)]
             rows.append((hook, ", ".join(names) or "-"))
         width = max(len(hook) for hook, _ in rows)
@@ -323,46 +323,50 @@ class Trainer:
             raise TrainingError("this Trainer has already run; build a new one to train again.")
         self._fitted = True
         state = self.state
-        if self.seed is not None:
-            seed_everything(self.seed)
-        for setup in self.handlers["setup"]:
-            setup(state)
-        params = state.param_groups
-        if params is None:
-            params = [p for p in state.model.parameters() if p.requires_grad]
-        if state.max_epochs:
-            state.optimizer = build_optimizer(self.optimizer_name, params, self.lr, self.optimizer_options)
-        for start in self.handlers["start"]:
-            start(state)
-        pre_epoch, post_epoch = self.handlers["pre_epoch"], self.handlers["post_epoch"]
-        while state.epoch < state.max_epochs and not state.stop_requested:
-            state.epoch += 1
-            state.new_epoch()
-            try:
-                for handler in pre_epoch:
-                    handler(state)
-                self._train_epoch()
-            except StopEpoch:
-                pass
-            except StopTraining:
-                state.stop_requested = True
-                state.epoch -= 1
-                break
-            if self._validation_due():
-                state.metrics.update(self._evaluate("validation"))
-                state.phase = "train"
-            if state.optimizer is not None:
-                state.metrics["lr"] = state.optimizer.param_groups[0]["lr"]
-            state.close_epoch()
-            for handler in post_epoch:
+        try:
+            if self.seed is not None:
+                seed_everything(self.seed)
+            for setup in self.handlers["setup"]:
+                setup(state)
+            params = state.param_groups
+            if params is None:
+                params = [p for p in state.model.parameters() if p.requires_grad]
+            if state.max_epochs:
+                state.optimizer = build_optimizer(self.optimizer_name, params, self.lr, self.optimizer_options)
+            for start in self.handlers["start"]:
+                start(state)
+            pre_epoch, post_epoch = self.handlers["pre_epoch"], self.handlers["post_epoch"]
+            while state.epoch < state.max_epochs and not state.stop_requested:
+                state.epoch += 1
+                state.new_epoch()
                 try:
-                    handler(state)
+                    for handler in pre_epoch:
+                        handler(state)
+                    self._train_epoch()
+                except StopEpoch:
+                    pass
                 except StopTraining:
                     state.stop_requested = True
-            if self._call_cb is not None:
-                self._call_cb(epoch=state.epoch, metrics=dict(state.metrics))
-        for finish in self.handlers["finish"]:
-            finish(state)
+                    state.epoch -= 1
+                    break
+                if self._validation_due():
+                    state.metrics.update(self._evaluate("validation"))
+                    state.phase = "train"
+                if state.optimizer is not None:
+                    state.metrics["lr"] = state.optimizer.param_groups[0]["lr"]
+                state.close_epoch()
+                for handler in post_epoch:
+                    try:
+                        handler(state)
+                    except StopTraining:
+                        state.stop_requested = True
+                if self._call_cb is not None:
+                    self._call_cb(epoch=state.epoch, metrics=dict(state.metrics))
+            for finish in self.handlers["finish"]:
+                finish(state)
+        finally:
+            for teardown in self.handlers["teardown"]:
+                teardown(state)
         return state.history
 
     def _validation_due(self) -> bool:

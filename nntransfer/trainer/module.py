@@ -28,11 +28,12 @@ order  module                       why there
 =====  ===========================  ==============================================
 
 Besides the six events (:class:`~nntransfer.trainer.events.Event`) a module
-has three once-per-run hooks: ``setup`` (before the optimizer is built: check
+has four once-per-run hooks: ``setup`` (before the optimizer is built: check
 requirements, may set ``state.param_groups``), ``start`` (after the optimizer
-and scheduler exist, before the first epoch: e.g. resume from a checkpoint)
-and ``finish`` (after the last epoch, before the final test evaluation: e.g.
-restore the best weights).  ``state_dict`` / ``load_state_dict`` carry a
+and scheduler exist, before the first epoch: e.g. resume from a checkpoint),
+``finish`` (after the last epoch, before the final test evaluation: e.g.
+restore the best weights) and ``teardown`` (when ``fit`` ends, also when an
+exception ends it: release what the module put on the model, such as hooks).  ``state_dict`` / ``load_state_dict`` carry a
 module's state through checkpoints so that a resumed run continues exactly.
 """
 
@@ -61,6 +62,9 @@ class MainLoopModule:
 
     def finish(self, state):
         """Called once after the last epoch, before the final test evaluation."""
+
+    def teardown(self, state):
+        """Called once when ``fit`` ends, whether training finished or raised."""
 
     def pre_epoch(self, state):
         """Before the training batches of an epoch."""

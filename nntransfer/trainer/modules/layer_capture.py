@@ -3,7 +3,8 @@
 Representation matching and monitoring hook named layers for one forward pass
 at a time: the hooks go on in ``pre_forward`` and come off as soon as the
 outputs are read, so the user's model never keeps them (a batch skipped
-between the two events, or the end of training, removes them too).
+between the two events, the end of training, or an exception that ends it
+removes them too).
 """
 
 from nntransfer.errors import ConfigError, ModuleRequirementError
@@ -46,5 +47,5 @@ class LayerCaptureModule(MainLoopModule):
         if state.phase in self.phases:
             self._capture = FeatureCapture(state.model, self.layers, detach=self.detach)
 
-    def finish(self, state):
+    def teardown(self, state):
         self.release()

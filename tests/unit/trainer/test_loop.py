@@ -27,6 +27,9 @@ class Recorder(MainLoopModule):
     def finish(self, state):
         self.calls.append(("finish",))
 
+    def teardown(self, state):
+        self.calls.append(("teardown",))
+
     def pre_epoch(self, state):
         self.calls.append(("pre_epoch", state.epoch))
 
@@ -60,7 +63,7 @@ def test_events_fire_in_loop_order(model):
     assert [call[0] for call in recorder.calls] == [
         "setup", "start", "pre_epoch",
         "pre_forward", "post_forward", "post_backward", "post_optimizer",
-        "pre_forward", "post_forward", "post_epoch", "finish",
+        "pre_forward", "post_forward", "post_epoch", "finish", "teardown",
         "pre_forward", "post_forward",
     ]
     assert recorder.calls[0] == ("setup", True)
@@ -223,7 +226,7 @@ def test_stop_training_from_post_epoch_lets_later_modules_run(model, loaders):
     trainer.fit()
     assert trainer.state.epoch == 1
     assert [call[0] for call in after.calls].count("post_epoch") == 1
-    assert after.calls[-1] == ("finish",)
+    assert after.calls[-2:] == [("finish",), ("teardown",)]
 
 
 def test_stop_training_from_pre_epoch_runs_no_epoch(model, loaders):

@@ -61,3 +61,23 @@ def test_errors():
         RepresentationMonitor("0", statistics=["median"])
     with pytest.raises(ConfigError, match="layers"):
         RepresentationMonitor([])
+
+
+def test_hooks_are_removed_when_an_exception_ends_training():
+    """A module that fails between the monitor's pre_forward and post_forward must not leave hooks behind."""
+    from nntransfer.trainer.module import MainLoopModule
+
+    class Failing(MainLoopModule):
+        name = "failing"
+        order = 160  # after the monitor (150) put its hooks on
+
+        def pre_forward(self, state):
+            raise RuntimeError("broken module")
+
+    data = TensorDataset(torch.randn(16, 4), torch.randint(0, 2, (16,)))
+    loaders = {"train": DataLoader(data, batch_size=8)}
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    trainer = Trainer(model, loaders, epochs=1, modules=[RepresentationMonitor(layers=["1"]), Failing()])
+    with pytest.raises(RuntimeError, match="broken module"):
+        trainer.fit()
+    assert not any(module._forward_hooks for module in model.modules())
