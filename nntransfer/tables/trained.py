@@ -76,27 +76,25 @@ def artifact_store() -> ArtifactStore:
     return _store(ArtifactStore.default().name)
 
 
+def _artifact_part(name: str, artifact: str, comment: str, what: str) -> type:
+    return type(
+        name,
+        (dj.Part,),
+        {
+            "definition": f"# {comment}\n-> master\n---\n" + artifact_definition(artifact, what),
+            "__doc__": f"{comment[0].upper()}{comment[1:]}, stored in the object store.",
+        },
+    )
+
+
 def _storage_parts() -> dict[str, type]:
     """Fresh Part classes for one master (a Part class can belong to one master only)."""
-    model_storage = type(
-        "ModelStorage",
-        (dj.Part,),
-        {
-            "definition": "# the trained state_dict\n-> master\n---\n"
-            + artifact_definition("model_state", "torch.save of the state_dict"),
-            "__doc__": "The trained model's state_dict, stored in the object store.",
-        },
-    )
-    transfer_data = type(
-        "TransferData",
-        (dj.Part,),
-        {
-            "definition": "# data generated for the next transfer step\n-> master\n---\n"
-            + artifact_definition("transfer_data", "npz of {split: {name: array}}"),
-            "__doc__": "The trainer's output['transfer_data'], stored in the object store.",
-        },
-    )
-    return {"ModelStorage": model_storage, "TransferData": transfer_data}
+    return {
+        "ModelStorage": _artifact_part("ModelStorage", "model_state", "the trained state_dict",
+                                       "torch.save of the state_dict"),
+        "TransferData": _artifact_part("TransferData", "transfer_data", "data generated for the next transfer step",
+                                       "npz of {split: {name: array}}"),
+    }
 
 
 class TrainingMixin:

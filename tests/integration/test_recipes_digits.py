@@ -11,20 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models train fastest on one thread; several fight over a small CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_thread")]
 
 
 def run_recipe(name):

@@ -4,11 +4,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(single_thread):
+    """Every trainer test runs on one thread (see tests/conftest.py)."""
 
 
 def make_dataset(n=96, features=8, seed=0):
