@@ -25,7 +25,7 @@ _LAZY = {
     "TrainerConfig": "nntransfer.configs",
     "Experiment": "nntransfer.configs",
     "TransferExperiment": "nntransfer.configs",
-    "resolve_fn": "nntransfer.builder",
+    "resolve_fn": "nntransfer.resolve",
     "get_data": "nntransfer.builder",
     "get_model": "nntransfer.builder",
     "get_trainer": "nntransfer.builder",

@@ -11,7 +11,7 @@ import functools
 import inspect
 import typing
 
-from nntransfer.builder import resolve_fn
+from nntransfer.resolve import resolve_fn
 from nntransfer.configs.base import _CLASS_SETTINGS, DatasetConfig, ModelConfig, TrainerConfig
 from nntransfer.errors import ConfigError
 

@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader
 from nntransfer.datasets.loaders import make_loader
 from nntransfer.datasets.tensor_dataset import ImageTensorDataset
 from nntransfer.errors import DataError, TransferError
+from nntransfer.resolve import resolve_fn
 from nntransfer.transfer.features import extract_features
 
 
@@ -108,7 +109,6 @@ def cached_features_dataset_fn(
     of ``layer``.  ``transfer_data`` is handed to the source dataset, so its
     rows stay aligned with the samples.
     """
-    from nntransfer.builder import resolve_fn  # resolves dotted paths with importlib
 
     source_config = dict(dataset_config or {})
     if transfer_data is not None:
@@ -144,7 +144,6 @@ def transferred_features_dataset_fn(
     as ``transfer_data``.  Inputs become the array named ``feature`` of each
     split, labels and class attributes come from the source dataset.
     """
-    from nntransfer.builder import resolve_fn  # resolves dotted paths with importlib
 
     if not isinstance(transfer_data, Mapping) or not transfer_data:
         raise DataError(

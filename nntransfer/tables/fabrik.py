@@ -11,7 +11,7 @@ from __future__ import annotations
 import getpass
 import logging
 
-from ..configs import config_class_for
+from ..configs.functions import config_class_for, split_table_options
 from ..db import import_datajoint
 from ..errors import ConfigError, DuplicateEntryError, FabrikantError
 from ..hashing import config_hash, from_jsonable, to_jsonable
@@ -154,8 +154,17 @@ class ConfigTable:
         return fn, from_jsonable(stored), comment
 
     def get_config(self, key: dict) -> tuple[str, dict]:
-        """Return ``(fn, config)`` of the entry that ``key`` selects."""
+        """Return ``(fn, config)`` of the entry that ``key`` selects, as stored."""
         return self.get_entry(key)[:2]
+
+    def function_config(self, key: dict) -> tuple[str, dict]:
+        """Return ``(fn, keywords)``: the stored config without the table's own options.
+
+        Options such as a model config's ``transfer`` are read by the table
+        layer, so they are taken out here, before the builder calls the function.
+        """
+        fn, config = self.get_config(key)
+        return fn, split_table_options(fn, self.kind, config)[0]
 
 
 @schema
@@ -179,7 +188,7 @@ class Model(ConfigTable, dj.Manual):
     def build_model(self, dataloaders, seed: int, key: dict | None = None):
         from ..builder import get_model
 
-        fn, config = self.get_config(key or {})
+        fn, config = self.function_config(key or {})
         return get_model(fn, config, dataloaders, seed)
 
 

@@ -23,6 +23,7 @@ import logging
 from typing import Any
 
 from ..builder import get_data, get_model, get_trainer
+from ..configs.functions import split_table_options
 from ..db import import_datajoint
 from ..serialization import (
     output_from_json,
@@ -121,8 +122,11 @@ class TrainingMixin:
 
     # -- three-part make -------------------------------------------------
     def make_fetch(self, key: dict):
-        parts = tuple(table().get_entry(key) for table in (self.dataset_table, self.model_table, self.trainer_table))
-        return parts + (self.fetch_inputs(key),)
+        dataset, (model_fn, model_config, model_comment), trainer = (
+            table().get_entry(key) for table in (self.dataset_table, self.model_table, self.trainer_table)
+        )
+        model_config = split_table_options(model_fn, "model", model_config)[0]
+        return dataset, (model_fn, model_config, model_comment), trainer, self.fetch_inputs(key)
 
     def make_compute(self, key: dict, dataset, model, trainer, inputs):
         (dataset_fn, dataset_config, dataset_comment) = dataset
@@ -223,7 +227,7 @@ class TrainingMixin:
         entry = (self & (key or {})).fetch1("KEY")
         seed = entry["seed"] if seed is None else seed
         dataset_fn, dataset_config = self.dataset_table().get_config(entry)
-        model_fn, model_config = self.model_table().get_config(entry)
+        model_fn, model_config = self.model_table().function_config(entry)
         dataset_config, _ = self.prepare_training(entry, dataset_config, self.fetch_inputs(entry))
         dataloaders = get_data(dataset_fn, dataset_config, seed)
         model = get_model(model_fn, model_config, dataloaders, seed)

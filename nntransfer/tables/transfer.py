@@ -39,7 +39,7 @@ from __future__ import annotations
 import inspect
 import logging
 
-from ..builder import resolve_fn
+from ..resolve import resolve_fn
 from ..db import import_datajoint
 from ..errors import ConfigError, TransferError
 from ..hashing import HISTORY_KEY_FIELDS, collapse_history

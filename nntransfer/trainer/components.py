@@ -5,11 +5,10 @@ a short name for the common choices, or ``"package.module.Name"`` for anything
 else.  Names are resolved with importlib only.
 """
 
-import importlib
-
 import torch
 
 from nntransfer.errors import ConfigError, FunctionResolutionError
+from nntransfer.resolve import resolve_name
 
 LOSSES = {
     "cross_entropy": "torch.nn.CrossEntropyLoss",
@@ -34,41 +33,6 @@ OPTIMIZERS = {
     "nadam": "torch.optim.NAdam",
     "radam": "torch.optim.RAdam",
 }
-
-
-def import_dotted(path: str):
-    """Import ``"package.module.attr"`` and return the attribute."""
-    module_name, _, attr = path.rpartition(".")
-    if not module_name:
-        raise FunctionResolutionError(
-            f"{path!r} is not a dotted path; write it as 'package.module.Name'."
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise FunctionResolutionError(
-            f"cannot import module {module_name!r} (from {path!r}): {error}"
-        ) from error
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise FunctionResolutionError(
-            f"module {module_name!r} has no attribute {attr!r} (from {path!r})."
-        ) from None
-
-
-def resolve_name(kind: str, name: str, known: dict):
-    """Look ``name`` up among ``known`` short names, else import it as a dotted path."""
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"the {kind} must be a name or a dotted path, got {name!r}.")
-    if name in known:
-        return import_dotted(known[name])
-    if "." not in name:
-        raise ConfigError(
-            f"unknown {kind} {name!r}; known: {', '.join(sorted(known))}, "
-            "or give a dotted path such as 'package.module.Name'."
-        )
-    return import_dotted(name)
 
 
 def build_loss(name: str, options: dict | None = None):

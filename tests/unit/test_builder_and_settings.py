@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from nntransfer.builder import get_all_parts, resolve_fn
+from nntransfer.builder import get_all_parts
+from nntransfer.resolve import resolve_fn
 from nntransfer.errors import DatabaseError, FunctionResolutionError
 from nntransfer.settings import load_settings
 

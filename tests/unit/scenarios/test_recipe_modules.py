@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from nntransfer.builder import resolve_fn
+from nntransfer.resolve import resolve_fn
 from nntransfer.runner import load_recipe
 
 RECIPES = Path(__file__).resolve().parents[3] / "recipes"

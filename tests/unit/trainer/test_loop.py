@@ -261,9 +261,9 @@ def test_nan_loss_skipped_when_asked(model, loaders):
 @pytest.mark.parametrize(
     "options, match",
     [
-        ({"optimizer": "adamm"}, r"unknown optimizer 'adamm'; known: adagrad, adam, adamax, adamw"),
-        ({"loss": "crossentropy"}, r"unknown loss 'crossentropy'; known: .*cross_entropy"),
-        ({"modules": {"early_stop": {}}}, r"unknown main-loop module 'early_stop'; known: .*early_stopping"),
+        ({"optimizer": "adamm"}, r"unknown optimizer 'adamm'; Did you mean 'adam'\? known: adagrad, adam, adamax, adamw"),
+        ({"loss": "crossentropy"}, r"unknown loss 'crossentropy'; Did you mean 'cross_entropy'\? known: .*cross_entropy"),
+        ({"modules": {"early_stop": {}}}, r"unknown main-loop module 'early_stop'; Did you mean 'early_stopping'\? known: .*early_stopping"),
         ({"nan_policy": "ignore"}, r"nan_policy must be one of"),
         ({"amp": "fp8"}, r"amp must be one of"),
         ({"accumulation_steps": 0}, r"accumulation_steps must be"),
