@@ -107,6 +107,9 @@ class Config:
                 object.__setattr__(self, name, copy.deepcopy(field.default))
         for name, value in kwargs.items():
             setattr(self, name, value)
+        check = cls.__dict__.get("_check_options")
+        if check is not None:
+            check(self.to_dict())
 
     def __setattr__(self, name, value):
         cls = type(self)

@@ -35,6 +35,13 @@ previous step's state: ``{"rename": {...}, "include": [...], "exclude": [...]}``
 They are hashed when set, since they change what is trained, and left out
 while ``None`` (see ``Config.omitted_when_none``)."""
 
+CHECK_HOOK = "check_config"
+"""A function may carry ``fn.check_config(config: dict) -> None``: its own check of
+the options it is given (names of modules, optimizers, metrics, ...) that raises
+ConfigError.  Configs derived from the function run it whenever one is made, so
+a typo inside a nested option fails before anything is hashed or inserted; the
+function stays importable without nntransfer (the attribute is optional)."""
+
 _BASES = {"dataset": DatasetConfig, "model": ModelConfig, "trainer": TrainerConfig}
 
 
@@ -74,6 +81,7 @@ def _build_class(fn_path, kind):
         "fn": fn_path,
         "extra_allowed": takes_kwargs,
         "_from_signature": True,
+        "_check_options": getattr(function, CHECK_HOOK, None),
         "__module__": function.__module__,
     }
     for parameter in parameters.values():
