@@ -12,9 +12,11 @@ import numpy as np
 import torch
 
 from nntransfer.errors import TransferError
-from nntransfer.trainer.loop import resolve_device, seed_everything, to_device, unpack
-from nntransfer.trainer.unwrap import split_output
+from nntransfer.trainer.batches import unpack
+from nntransfer.trainer.devices import resolve_device, to_device
+from nntransfer.trainer.randomness import seed_everything
 from nntransfer.transfer.features import FeatureCapture, ordered_loader
+from nntransfer.transfer.model_outputs import split_output
 
 
 def generate_transfer_data(

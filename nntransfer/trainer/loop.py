@@ -7,131 +7,26 @@ The per-batch path is kept as lean as a hand-written loop: metrics are summed
 as tensors and read once per epoch, and events no module uses cost nothing.
 """
 
-import inspect
 import math
-import random
 from contextlib import nullcontext
-from itertools import repeat
 
-import numpy as np
 import torch
 
-from nntransfer.errors import ConfigError, DataError, TrainingError
+from nntransfer.errors import ConfigError, TrainingError
+from nntransfer.trainer.batches import count_batches, iterate_batches, unpack
 from nntransfer.trainer.components import build_loss, build_optimizer
 from nntransfer.trainer.control import SkipBatch, SkipOptimizerStep, StopEpoch, StopTraining
+from nntransfer.trainer.devices import resolve_device, to_device
 from nntransfer.trainer.module import EVENT_METHODS, MainLoopModule
 from nntransfer.trainer.modules import build_modules
+from nntransfer.trainer.randomness import seed_everything
+from nntransfer.trainer.signatures import accepts_data_key, callback_caller
 from nntransfer.trainer.state import State
-from nntransfer.trainer.unwrap import split_output
+from nntransfer.transfer.model_outputs import split_output
 
 NAN_POLICIES = ("raise", "skip", "off")
 AMP_MODES = (False, True, "fp16", "bf16")
 ONCE_PER_RUN = ("setup", "start", "finish", "teardown")
-
-
-def resolve_device(device) -> torch.device:
-    """``"auto"`` means CUDA when available, else CPU; anything else goes to torch.device."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ConfigError(f"device {device!r} is not a torch device ('auto', 'cpu', 'cuda', 'cuda:1', ...).") from error
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python's, numpy's and torch's (CPU and CUDA) random generators."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def iterate_batches(loaders):
-    """Yield ``(data_key, batch)``; a dict of loaders is interleaved round-robin.
-
-    Each loader of a dict is read once per epoch: keys take turns, and a key
-    whose loader is exhausted drops out while the others go on.
-    """
-    if not isinstance(loaders, dict):
-        return zip(repeat(None), loaders)
-    return _round_robin(loaders)
-
-
-def _round_robin(loaders):
-    iterators = {key: iter(loader) for key, loader in loaders.items()}
-    while iterators:
-        for key in list(iterators):
-            try:
-                batch = next(iterators[key])
-            except StopIteration:
-                del iterators[key]
-                continue
-            yield key, batch
-
-
-def count_batches(loaders):
-    """Number of batches in one pass, or None when a loader has no length."""
-    try:
-        if isinstance(loaders, dict):
-            return sum(len(loader) for loader in loaders.values())
-        return len(loaders)
-    except TypeError:
-        return None
-
-
-def unpack(batch):
-    """``(inputs, targets)`` or ``(inputs, targets, extras)`` -> the three parts."""
-    if isinstance(batch, (tuple, list)):
-        if len(batch) == 2:
-            return batch[0], batch[1], {}
-        if len(batch) == 3 and isinstance(batch[2], dict):
-            return batch[0], batch[1], batch[2]
-    raise DataError(
-        "a batch must be (inputs, targets) or (inputs, targets, extras_dict); "
-        f"got {type(batch).__name__}"
-        + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
-        + ". Make the dataset's __getitem__ return such a tuple."
-    )
-
-
-def to_device(value, device, non_blocking=False):
-    """Move tensors (also inside dicts, lists and tuples) to ``device``."""
-    if isinstance(value, torch.Tensor):
-        return value.to(device, non_blocking=non_blocking)
-    if isinstance(value, dict):
-        return {key: to_device(item, device, non_blocking) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(to_device(item, device, non_blocking) for item in value)
-    return value
-
-
-def accepts_data_key(model: torch.nn.Module) -> bool:
-    """Whether the model's forward takes a ``data_key`` keyword (multi-task models do)."""
-    try:
-        parameters = inspect.signature(model.forward).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "data_key" or p.kind is p.VAR_KEYWORD for p in parameters)
-
-
-def callback_caller(cb):
-    """A function ``call(**info)`` that passes ``cb`` only the keywords it takes.
-
-    nnfabrik's ``cb`` may be a plain callable without arguments, so the info is
-    offered, never forced.
-    """
-    if cb is None:
-        return None
-    if not callable(cb):
-        raise ConfigError(f"cb must be callable or None, got {cb!r}.")
-    try:
-        parameters = inspect.signature(cb).parameters.values()
-    except (TypeError, ValueError):
-        return lambda **info: cb(**info)
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return lambda **info: cb(**info)
-    names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    return lambda **info: cb(**{key: value for key, value in info.items() if key in names})
 
 
 class _Tally:

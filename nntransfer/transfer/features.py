@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from nntransfer.errors import TransferError
-from nntransfer.trainer.unwrap import split_output
+from nntransfer.transfer.model_outputs import split_output
 
 
 class LayerNotFoundError(TransferError, KeyError):

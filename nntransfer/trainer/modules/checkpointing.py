@@ -27,74 +27,16 @@ Where checkpoints go, in this order of precedence:
 """
 
 import math
-import random
 import time
-
-import numpy as np
-import torch
 
 from nntransfer.errors import ConfigError
 from nntransfer.trainer.checkpoints import LocalCheckpointStore
 from nntransfer.trainer.module import MainLoopModule
 from nntransfer.trainer.objective import resolve_maximize
+from nntransfer.trainer.randomness import capture_rng, data_generators, restore_rng
 
 AUTO_INTERVAL = 30.0
 """Seconds between "last" checkpoints of a module added for a ``cb``'s checkpoint store."""
-
-
-def capture_rng() -> dict:
-    """Random states as tensors and plain values, loadable with weights_only=True."""
-    bit_generator, key, pos, has_gauss, gauss = np.random.get_state()
-    rng = {
-        "python": random.getstate(),
-        "numpy": {"bit_generator": bit_generator, "key": key.tolist(), "pos": pos,
-                  "has_gauss": has_gauss, "gauss": gauss},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    return rng
-
-
-def restore_rng(rng: dict) -> None:
-    version, internal, gauss_next = rng["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-    numpy_state = rng["numpy"]
-    np.random.set_state((
-        numpy_state["bit_generator"],
-        np.asarray(numpy_state["key"], dtype=np.uint32),
-        numpy_state["pos"],
-        numpy_state["has_gauss"],
-        numpy_state["gauss"],
-    ))
-    torch.set_rng_state(rng["torch"])
-    if "cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-
-
-def data_generators(loaders: dict) -> dict[str, torch.Generator]:
-    """The random generators that the data pipeline owns, by a stable name.
-
-    A loader that shuffles with its own ``generator`` (as nntransfer's
-    datasets do, so the order depends only on the seed) and a dataset that
-    augments with its own generator do not use the global RNG; a resumed run
-    must get their states back too, or it reshuffles as if from epoch 1.
-    """
-    found, seen = {}, set()
-    for split, value in loaders.items():
-        entries = value.items() if isinstance(value, dict) else [(None, value)]
-        for key, loader in entries:
-            prefix = split if key is None else f"{split}/{key}"
-            candidates = {
-                "loader": getattr(loader, "generator", None),
-                "sampler": getattr(getattr(loader, "sampler", None), "generator", None),
-                "dataset": getattr(getattr(loader, "dataset", None), "generator", None),
-            }
-            for name, generator in candidates.items():
-                if isinstance(generator, torch.Generator) and id(generator) not in seen:
-                    seen.add(id(generator))
-                    found[f"{prefix}/{name}"] = generator
-    return found
 
 
 class Checkpointing(MainLoopModule):

@@ -25,9 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from nntransfer.errors import ConfigError, TrainingError
-from nntransfer.trainer.loop import accepts_data_key, iterate_batches, unpack
+from nntransfer.trainer.batches import iterate_batches, unpack
 from nntransfer.trainer.module import MainLoopModule
-from nntransfer.trainer.modules.checkpointing import data_generators
+from nntransfer.trainer.randomness import data_generators
+from nntransfer.trainer.signatures import accepts_data_key
 
 PHASES = ("train", "validation", "test")
 

@@ -9,6 +9,7 @@ worker's log handler picks it up.
 import logging
 import sys
 
+from nntransfer.trainer.batches import count_batches
 from nntransfer.trainer.module import MainLoopModule
 
 log = logging.getLogger("nntransfer.trainer")
@@ -30,8 +31,6 @@ class Progress(MainLoopModule):
     def pre_epoch(self, state):
         if self.bar:
             from tqdm import tqdm
-
-            from nntransfer.trainer.loop import count_batches
 
             self._bar = tqdm(
                 total=count_batches(state.loaders["train"]),

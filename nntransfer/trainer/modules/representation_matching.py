@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from nntransfer.errors import ConfigError, ModuleRequirementError, TrainingError
-from nntransfer.trainer.loop import accepts_data_key
 from nntransfer.trainer.modules.layer_capture import LayerCaptureModule, check_phases
+from nntransfer.trainer.signatures import accepts_data_key
 
 
 def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ no longer touches it, so an epoch-wise schedule takes over.
 """
 
 from nntransfer.errors import ConfigError
+from nntransfer.trainer.batches import count_batches
 from nntransfer.trainer.module import MainLoopModule
 
 
@@ -32,8 +33,6 @@ class Warmup(MainLoopModule):
 
     def setup(self, state):
         if self.epochs is not None:
-            from nntransfer.trainer.loop import count_batches
-
             batches = count_batches(state.loaders["train"])
             self.require(batches is not None, "warmup by epochs needs train loaders with a length; give steps.")
             per_epoch = -(-batches // state.accumulation_steps)

@@ -5,6 +5,10 @@ representation that a matching loss needs) together with the output.  The loop
 passes the output to the loss and keeps the dict in ``state.model_extras`` so
 that modules can use it; code outside the loop wraps such a model in
 :class:`OutputOnly` to get a plain ``output``.
+
+It lives with the transfer helpers because feature extraction needs it as
+much as the trainer does, and the trainer may use :mod:`nntransfer.transfer`
+while the transfer helpers never use the trainer.
 """
 
 import torch
