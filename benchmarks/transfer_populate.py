@@ -23,8 +23,8 @@ os.environ["NNTRANSFER_SCHEMA"] = f"nnt_bench_{secrets.token_hex(3)}"
 
 
 def fill(tables, done: int) -> None:
-    from nntransfer.hashing import collapse_history
-    from nntransfer.tables.transfer import plan_row
+    from nntransfer.steps import collapse_history
+    from nntransfer.steps import plan_row
 
     T = tables.TransferredTrainedModel
     digits = tables.Dataset().add_entry(dataset_fn="nntransfer.datasets.digits.digits_dataset_fn", dataset_config={})

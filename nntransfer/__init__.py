@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "activate": "nntransfer.tables",
+    "insert": "nntransfer.tables",
     "schema": "nntransfer.tables",
     "Fabrikant": "nntransfer.tables",
     "Seed": "nntransfer.tables",

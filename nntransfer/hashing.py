@@ -38,20 +38,6 @@ FLOAT_TAG = "__float__"
 
 _SPECIAL_FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
-HISTORY_KEY_FIELDS = (
-    "dataset_fn",
-    "dataset_hash",
-    "model_fn",
-    "model_hash",
-    "trainer_fn",
-    "trainer_hash",
-    "seed",
-    "transfer_step",
-    "data_transfer",
-)
-"""The fields of a transfer step's key that enter the next step's history."""
-
-
 def to_jsonable(obj, path="config"):
     """Return ``obj`` as plain JSON values (see the module docstring for the rules).
 
@@ -132,7 +118,8 @@ def canonical_json(obj, path="config"):
     )
 
 
-def _digest(text):
+def digest(text):
+    """BLAKE2b-128 of ``text`` as 32 hex characters: the width of every hash column."""
     return hashlib.blake2b(text.encode("ascii"), digest_size=16).hexdigest()
 
 
@@ -143,67 +130,4 @@ def config_hash(config):
             f"config_hash needs a dict of parameters, got {type(config).__name__}. "
             "Pass config.to_dict() for a Config object."
         )
-    return _digest(canonical_json(config))
-
-
-def collapse_history(previous_history, previous_key):
-    """Return the ``collapsed_history`` of the step after ``previous_key``.
-
-    A transfer step's row is found by its own dataset/model/trainer/seed and
-    by everything that happened before it.  Rather than a growing list, each
-    step carries one hash that folds the previous step's collapsed history
-    together with the previous step's key (the fields in
-    :data:`HISTORY_KEY_FIELDS`; other fields of a fetched row are ignored).
-    Step 0 has no past: its collapsed history is the empty string ``""``.
-
-    Values are normalised first (numpy integers to int, 0/1 flags to bool), so
-    a key fetched from any database backend gives the same hash as the key
-    that was inserted.
-    """
-    if type(previous_history) is not str:
-        raise ConfigError(
-            f"previous_history must be the previous step's collapsed_history (a str, "
-            f"'' at step 0), got {type(previous_history).__name__}."
-        )
-    if not isinstance(previous_key, dict):
-        raise ConfigError(
-            f"previous_key must be the previous step's key dict, got "
-            f"{type(previous_key).__name__}."
-        )
-    missing = [name for name in HISTORY_KEY_FIELDS if name not in previous_key]
-    if missing:
-        raise ConfigError(
-            f"previous_key lacks {missing}; a transfer step's key needs all of "
-            f"{list(HISTORY_KEY_FIELDS)}."
-        )
-    stored_history = previous_key.get("collapsed_history", previous_history)
-    if stored_history != previous_history:
-        raise ConfigError(
-            f"previous_key has collapsed_history {stored_history!r} but previous_history "
-            f"is {previous_history!r}; pass the previous step's own collapsed_history."
-        )
-    key = {name: previous_key[name] for name in HISTORY_KEY_FIELDS}
-    for name in ("dataset_fn", "dataset_hash", "model_fn", "model_hash", "trainer_fn", "trainer_hash"):
-        if type(key[name]) is not str:
-            raise ConfigError(f"previous_key[{name!r}] must be a str, got {key[name]!r}.")
-    for name in ("seed", "transfer_step"):
-        key[name] = _as_int(key[name], name)
-    key["data_transfer"] = _as_flag(key["data_transfer"])
-    return _digest(canonical_json({"history": previous_history, "key": key}, "previous_key"))
-
-
-def _as_int(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"previous_key[{name!r}] must be an int, got {value!r}.")
-    return int(value)
-
-
-def _as_flag(value):
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)) and value in (0, 1):
-        return bool(value)
-    raise ConfigError(
-        f"previous_key['data_transfer'] must be a bool (or 0/1 as some databases "
-        f"return it), got {value!r}."
-    )
+    return digest(canonical_json(config))

@@ -16,7 +16,6 @@ and never plans other combinations.
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import logging
 import sys
@@ -26,13 +25,14 @@ from pathlib import Path
 
 from .configs import Experiment, TransferExperiment
 from .errors import ConfigError
+from .resolve import import_module
+from .tables.transfer import STEP_STATES
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ORPHAN_TIMEOUT = 300.0
 """Seconds without a heartbeat after which a reserved job is given to another worker."""
 
-STATES = ("done", "running", "pending", "blocked", "error")
 
 
 @dataclass
@@ -59,10 +59,7 @@ def load_recipe(spec: str) -> Recipe:
         sys.modules[module_name] = module
         module_spec.loader.exec_module(module)
     else:
-        try:
-            module = importlib.import_module(spec)
-        except ImportError as error:
-            raise ConfigError(f"recipe module {spec!r} cannot be imported ({error}); give a module name or a .py file.") from None
+        module = import_module(spec, "recipe module")
     experiments = getattr(module, "experiments", None)
     if experiments is None:
         raise ConfigError(f"recipe {spec!r} defines no `experiments` (a dict name -> Experiment or TransferExperiment).")
@@ -92,19 +89,35 @@ def _table(table=None):
 
 def insert(recipe: Recipe, table=None) -> int:
     """Insert every config and seed of ``recipe`` and plan its steps; return how many steps were new."""
+    from .tables import insert as insert_chain
+
     table = _table(table)
-    planned = 0
+    before = len(table.plan_table())
     for name, chain in recipe.chains.items():
-        chain.insert()
-        for seed in chain.seeds:
-            planned += table.plan_chain(chain.steps(seed), planned_by=f"{recipe.name}: {name}"[:255])
-    return planned
+        insert_chain(chain, table=table, planned_by=f"{recipe.name}: {name}"[:255])
+    return len(table.plan_table()) - before
+
+
+def populate_all(table, *restrictions, max_rounds: int = 100, **kwargs) -> dict:
+    """Populate ``table`` until a round finds nothing to do: every step in order, as the seed's notebook does.
+
+    Each ``populate`` call trains what is ready; a step becomes ready when
+    its previous step is done, so a chain of k steps needs k rounds.
+    """
+    if isinstance(table, type):
+        table = table()
+    total = {"success_count": 0, "error_list": []}
+    for _ in range(max_rounds):
+        result = table.populate(*restrictions, **kwargs)
+        total["success_count"] += result["success_count"]
+        total["error_list"].extend(result["error_list"])
+        if not result["success_count"]:
+            break
+    return total
 
 
 def run(recipe: Recipe, table=None, max_rounds: int = 1000) -> dict:
     """Insert the recipe and train all its steps in this process, step after step."""
-    from .tables import populate_all
-
     table = _table(table)
     insert(recipe, table)
     return populate_all(table, recipe.steps(), plan=False, suppress_errors=True, max_rounds=max_rounds)
@@ -140,58 +153,24 @@ def work(recipe: Recipe, table=None, orphan_timeout: float = DEFAULT_ORPHAN_TIME
 
 
 def status(recipe: Recipe, table=None) -> dict:
-    """Count the recipe's steps per transfer step and state (see :data:`STATES`).
-
-    done: trained; running: reserved by a worker; error: failed (see
-    ``retry``); pending: ready to train; blocked: waiting for its previous
-    step.  A step waiting for a failed step stays blocked until that one is
-    retried.
-    """
-    table = _table(table)
-    restriction = recipe.steps()
-    plan = table.plan_table()
-    primary = plan.primary_key
-    done = {_tuple(k, primary) for k in (table & restriction).keys()}
-    jobs = {_tuple(row, primary): row["status"] for row in (table.jobs & restriction).to_dicts()}
-    counts = {}
-    for row in (plan & restriction).to_dicts():
-        key = _tuple(row, primary)
-        if key in done:
-            state = "done"
-        elif jobs.get(key) == "reserved":
-            state = "running"
-        elif jobs.get(key) == "error":
-            state = "error"
-        elif row["ready"]:
-            state = "pending"
-        else:
-            state = "blocked"
-        per_step = counts.setdefault(int(row["transfer_step"]), dict.fromkeys(STATES, 0))
-        per_step[state] += 1
-    total = dict.fromkeys(STATES, 0)
-    for per_step in counts.values():
+    """Count the recipe's steps per transfer step and state (see ``TransferredTrainedModelBase.step_states``)."""
+    steps = _table(table).step_states(recipe.steps())
+    total = dict.fromkeys(STEP_STATES, 0)
+    for per_step in steps.values():
         for state, count in per_step.items():
             total[state] += count
-    return {"steps": dict(sorted(counts.items())), "total": total}
-
-
-def _tuple(row: dict, primary) -> tuple:
-    return tuple(int(row[name]) if name in ("seed", "transfer_step", "data_transfer") else row[name] for name in primary)
+    return {"steps": steps, "total": total}
 
 
 def retry(recipe: Recipe, table=None) -> int:
-    """Clear the error records of the recipe's failed steps so workers train them again; return the count."""
-    table = _table(table)
-    failed = table.jobs.errors & recipe.steps()
-    count = len(failed)
-    failed.delete_quick()
-    return count
+    """Put the recipe's failed steps back in the queue; return how many."""
+    return _table(table).retry(recipe.steps())
 
 
 def format_status(counts: dict) -> str:
     """The table ``nntransfer status`` prints."""
-    lines = ["step " + "".join(f"{state:>9}" for state in STATES)]
+    lines = ["step " + "".join(f"{state:>9}" for state in STEP_STATES)]
     for step, per_step in counts["steps"].items():
-        lines.append(f"{step:>4} " + "".join(f"{per_step[state]:>9}" for state in STATES))
-    lines.append("all  " + "".join(f"{counts['total'][state]:>9}" for state in STATES))
+        lines.append(f"{step:>4} " + "".join(f"{per_step[state]:>9}" for state in STEP_STATES))
+    lines.append("all  " + "".join(f"{counts['total'][state]:>9}" for state in STEP_STATES))
     return "\n".join(lines)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from ..hashing import HISTORY_KEY_FIELDS
+from ..steps import STEP_KEY_FIELDS
 from ..serialization import output_from_json
 
-STEP_FIELDS = HISTORY_KEY_FIELDS + ("collapsed_history",)
+STEP_FIELDS = STEP_KEY_FIELDS
 
 
 def _step_id(key: dict) -> tuple:

@@ -1,8 +1,9 @@
 """Configs, experiments and transfer chains: what to train, described as data.
 
-Nothing here touches the database until ``insert()`` is called, and then only
-through :mod:`nntransfer.tables`, imported at that moment; building and
-hashing configs needs neither datajoint nor a connection.
+Configs describe, validate and hash; they never touch the database.  The
+table layer inserts them (``nntransfer.insert(config_or_experiment)``, the one
+insertion path, which ``add_entry`` uses too), so building and hashing configs
+needs neither datajoint nor a connection.
 """
 
 from nntransfer.configs.base import Config, DatasetConfig, ModelConfig, TrainerConfig

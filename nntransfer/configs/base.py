@@ -201,31 +201,15 @@ class Config:
             )
         return config_class_for(fn_path, cls.kind)(**values)
 
-    def insert(self, fabrikant=None, skip_duplicates=True):
-        """Insert this config into its table (idempotent by default); return :attr:`key`.
+    def check_matches_function(self):
+        """Refuse a declared class whose key would select no row.
 
         The table stores the config completed with its function's defaults
-        (see ``add_entry``), so a declared class must hash to that same entry;
-        one that leaves out some of the function's parameters, or declares a
-        type that stores a value differently, is refused before anything is
-        inserted, because :attr:`key` would select no row.
+        (and checked by the function's ``check_config``), so a declared class
+        must hash to that same entry; one that leaves out some of the
+        function's parameters, or declares a type that stores a value
+        differently, is refused before anything is inserted.
         """
-        self._check_matches_function()
-        from nntransfer import tables
-
-        kind = self.kind
-        tables.table_for_kind(kind)().add_entry(
-            **{
-                f"{kind}_fn": self.fn,
-                f"{kind}_config": self.to_dict(),
-                f"{kind}_fabrikant": fabrikant,
-                f"{kind}_comment": self.comment,
-            },
-            skip_duplicates=skip_duplicates,
-        )
-        return self.key
-
-    def _check_matches_function(self):
         from nntransfer.configs.functions import config_class_for
 
         if type(self).__dict__.get("_from_signature", False):

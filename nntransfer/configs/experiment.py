@@ -3,13 +3,14 @@
 An :class:`Experiment` is one training per seed.  A :class:`TransferExperiment`
 is a chain: step k trains experiment k starting from what step k-1 handed
 over, either its model state or the data it generated (``data_transfer``).
-Both only describe rows; inserting them fills the config tables, and running
-them is the table layer's job.
+Both only describe rows: ``nntransfer.insert(experiment)`` (the table layer)
+fills the config tables and plans the chain, and running them is the table
+layer's job too.
 """
 
 from nntransfer.configs.base import DatasetConfig, ModelConfig, TrainerConfig
 from nntransfer.errors import ConfigError
-from nntransfer.hashing import collapse_history
+from nntransfer.steps import chain_keys
 
 MAX_SEED = 2**31 - 1
 """Largest seed: seeds are stored in a 32-bit signed integer column."""
@@ -62,16 +63,6 @@ class Experiment:
     def steps(self, seed=None):
         """This experiment as a one-step transfer chain (see :meth:`TransferExperiment.steps`)."""
         return TransferExperiment([self]).steps(seed)
-
-    def insert(self, fabrikant=None, skip_duplicates=True):
-        """Insert the three configs and the seeds (idempotent by default); return :meth:`keys`."""
-        from nntransfer import tables
-
-        for config in self.configs:
-            config.insert(fabrikant=fabrikant, skip_duplicates=skip_duplicates)
-        for seed in self.seeds:
-            tables.Seed().insert1({"seed": seed}, skip_duplicates=True)
-        return self.keys()
 
     def __eq__(self, other):
         if not isinstance(other, Experiment):
@@ -133,25 +124,12 @@ class TransferExperiment:
         step's key).
         """
         seed = _pick_seed(self.seeds, seed)
-        steps = []
-        history = ""
-        for step, (experiment, options) in enumerate(zip(self.experiments, self.options)):
-            if steps:
-                history = collapse_history(history, steps[-1])
-            key = experiment.key(seed)
-            key.update(transfer_step=step, data_transfer=int(options["data_transfer"]), collapsed_history=history)
-            steps.append(key)
-        return steps
+        configs = [{k: v for config in e.configs for k, v in config.key.items()} for e in self.experiments]
+        return chain_keys(configs, seed, [options["data_transfer"] for options in self.options])
 
     def all_steps(self):
         """:meth:`steps` for every seed, in seed order (one flat list)."""
         return [key for seed in self.seeds for key in self.steps(seed)]
-
-    def insert(self, fabrikant=None, skip_duplicates=True):
-        """Insert every step's configs and the seeds (idempotent by default); return :meth:`all_steps`."""
-        for experiment in self.experiments:
-            experiment.insert(fabrikant=fabrikant, skip_duplicates=skip_duplicates)
-        return self.all_steps()
 
     def __eq__(self, other):
         if not isinstance(other, TransferExperiment):

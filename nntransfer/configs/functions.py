@@ -9,6 +9,7 @@ parameters that the nnfabrik contract passes itself (``seed``, ``dataloaders``,
 
 import functools
 import inspect
+import re
 import typing
 
 from nntransfer.resolve import resolve_fn
@@ -41,6 +42,10 @@ the options it is given (names of modules, optimizers, metrics, ...) that raises
 ConfigError.  Configs derived from the function run it whenever one is made, so
 a typo inside a nested option fails before anything is hashed or inserted; the
 function stays importable without nntransfer (the attribute is optional)."""
+
+TRANSFER_KEYS = ("rename", "include", "exclude")
+"""Keys of a model config's ``transfer`` option (the keywords of
+:func:`nntransfer.transfer.loading.load_partial` that a config may set)."""
 
 _BASES = {"dataset": DatasetConfig, "model": ModelConfig, "trainer": TrainerConfig}
 
@@ -81,7 +86,7 @@ def _build_class(fn_path, kind):
         "fn": fn_path,
         "extra_allowed": takes_kwargs,
         "_from_signature": True,
-        "_check_options": getattr(function, CHECK_HOOK, None),
+        "_check_options": _options_check(kind, getattr(function, CHECK_HOOK, None)),
         "__module__": function.__module__,
     }
     for parameter in parameters.values():
@@ -121,6 +126,51 @@ def _build_class(fn_path, kind):
         return type(name, (_BASES[kind],), namespace)
     except ConfigError as error:
         raise ConfigError(f"{fn_path}: {error}") from None
+
+
+def _options_check(kind, own_check):
+    """The check a derived class runs when made: the table options, then the function's own hook."""
+
+    def check(config):
+        check_table_options(kind, config)
+        if own_check is not None:
+            own_check(config)
+
+    return check
+
+
+def check_table_options(kind, config):
+    """Refuse a table option whose content the table layer could not use (see :data:`TABLE_OPTIONS`)."""
+    transfer = config.get("transfer") if kind == "model" else None
+    if transfer is None:
+        return
+    where = "model_config['transfer']"
+    unknown = sorted(set(transfer) - set(TRANSFER_KEYS))
+    if unknown:
+        from nntransfer.resolve import did_you_mean
+
+        raise ConfigError(
+            f"{where} has unknown keys {unknown};{did_you_mean(unknown[0], TRANSFER_KEYS)} known are "
+            f"{list(TRANSFER_KEYS)}."
+        )
+    rename = transfer.get("rename")
+    if rename is not None and not (
+        isinstance(rename, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in rename.items())
+    ):
+        raise ConfigError(f"{where}['rename'] must map old name prefixes to new ones (str -> str), got {rename!r}.")
+    for name in ("include", "exclude"):
+        patterns = transfer.get(name)
+        patterns = [patterns] if isinstance(patterns, str) else patterns
+        if patterns is None:
+            continue
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            raise ConfigError(f"{where}[{name!r}] must be a name pattern or a list of them, got {patterns!r}.")
+        for pattern in patterns:
+            if pattern.startswith("re:"):
+                try:
+                    re.compile(pattern[3:])
+                except re.error as error:
+                    raise ConfigError(f"{where}[{name!r}]: {pattern!r} is not a valid regular expression ({error}).") from None
 
 
 def split_table_options(fn_path, kind, config):

@@ -15,7 +15,8 @@ from .artifacts import ArtifactStore
 from .fabrik import ConfigTable, Dataset, Fabrikant, Model, Seed, Trainer, schema, table_for_kind
 from .trained import TrainedModel, TrainedModelBase, TrainingCallback
 from .checkpoints import Checkpoint, DatabaseCheckpointStore
-from .transfer import TransferredTrainedModel, TransferredTrainedModelBase, populate_all
+from .transfer import TransferredTrainedModel, TransferredTrainedModelBase
+from .insertion import insert
 from .recipes import (
     DatasetTransferRecipe,
     ModelTransferRecipe,
@@ -57,7 +58,7 @@ __all__ = [
     "DatabaseCheckpointStore",
     "TransferredTrainedModel",
     "TransferredTrainedModelBase",
-    "populate_all",
+    "insert",
     "DatasetTransferRecipe",
     "ModelTransferRecipe",
     "TrainerTransferRecipe",

@@ -9,15 +9,13 @@ so the same configuration is never stored, nor trained, twice.
 from __future__ import annotations
 
 import getpass
-import logging
 
-from ..configs.functions import config_class_for, split_table_options
+from ..configs.functions import split_table_options
 from ..db import import_datajoint
-from ..errors import ConfigError, DuplicateEntryError, FabrikantError
-from ..hashing import config_hash, from_jsonable, to_jsonable
+from ..errors import FabrikantError
+from ..hashing import from_jsonable
 
 dj = import_datajoint()
-log = logging.getLogger(__name__)
 
 schema = dj.Schema()
 
@@ -118,33 +116,11 @@ class ConfigTable:
             )
         if fn is None:
             raise TypeError(f"{type(self).__name__}.add_entry needs {k}_fn (a dotted function path).")
-        for name, value, limit in ((f"{k}_fn", fn, FN_LENGTH), (f"{k}_comment", comment or "", COMMENT_LENGTH)):
-            if isinstance(value, str) and len(value) > limit:
-                raise ConfigError(
-                    f"{type(self).__name__}.add_entry: {name} has {len(value)} characters, but its column holds "
-                    f"{limit}; shorten it."
-                )
-        # Filling in the function's defaults makes {} and {"batch_size": 64} (the
-        # default) one entry, and checks names and types before anything is stored.
-        config = config_class_for(fn, k)(**(config or {})).to_dict()
-        stored_config = to_jsonable(config, path=f"{k}_config")
-        key = {f"{k}_fn": fn, f"{k}_hash": config_hash(config)}
-        existing = (self & key).to_dicts()
-        if existing:
-            if existing[0][f"{k}_config"] != stored_config:
-                raise DuplicateEntryError(
-                    f"{type(self).__name__} already holds a different configuration under {key}; "
-                    "a hash collision or an edited row. Inspect the row and delete it if it is wrong."
-                )
-            log.info("%s entry %s exists already; nothing inserted", type(self).__name__, key)
-            return key
-        row = {
-            **key,
-            f"{k}_config": stored_config,
-            f"{k}_fabrikant": Fabrikant.resolve(fabrikant),
-            f"{k}_comment": comment or "",
-        }
-        self.insert1(row, skip_duplicates=True)
+        from .insertion import prepare_config_row, write_rows
+
+        key, row = prepare_config_row(self, fn, config, comment)
+        if row is not None:
+            write_rows(self.connection, [(self, row)], fabrikant)
         return key
 
     def get_entry(self, key: dict) -> tuple[str, dict, str]:

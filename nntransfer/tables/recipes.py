@@ -30,8 +30,8 @@ import logging
 from ..db import import_datajoint
 from ..errors import ConfigError, TransferError
 from ..hashing import config_hash
+from ..steps import CONFIG_FIELDS, plan_row
 from .fabrik import CONFIG_TABLES, schema
-from .transfer import CONFIG_FIELDS, plan_row
 
 dj = import_datajoint()
 log = logging.getLogger(__name__)

@@ -39,10 +39,11 @@ from __future__ import annotations
 import inspect
 import logging
 
+from ..configs.functions import check_table_options
 from ..resolve import resolve_fn
 from ..db import import_datajoint
 from ..errors import ConfigError, TransferError
-from ..hashing import HISTORY_KEY_FIELDS, collapse_history
+from ..steps import CONFIG_FIELDS, plan_row, previous_from_plan_row, step_key, successor_history
 from ..serialization import state_dict_from_bytes, transfer_data_from_bytes
 from .fabrik import schema
 from .trained import TrainingMixin, artifact_store
@@ -50,10 +51,9 @@ from .trained import TrainingMixin, artifact_store
 dj = import_datajoint()
 log = logging.getLogger(__name__)
 
-CONFIG_KINDS = ("dataset", "model", "trainer")
-CONFIG_FIELDS = tuple(f"{kind}_{part}" for kind in CONFIG_KINDS for part in ("fn", "hash"))
-STEP_KEY_FIELDS = HISTORY_KEY_FIELDS + ("collapsed_history",)
-TRANSFER_OPTIONS = ("rename", "include", "exclude")
+
+STEP_STATES = ("done", "running", "pending", "blocked", "error")
+"""The states of a planned step, in the order ``nntransfer status`` shows them."""
 
 RECEIVED_NOTHING = ""
 RECEIVED_STATE = "model_state"
@@ -87,66 +87,7 @@ class PlannedStepBase:
 
     def previous_key(self, key: dict) -> dict | None:
         """The full key of the step before ``key`` (None at step 0)."""
-        row = (self & _step_key(key)).fetch1()
-        return _previous_from_plan_row(row)
-
-
-def _previous_from_plan_row(row: dict) -> dict | None:
-    if int(row["transfer_step"]) == 0:
-        return None
-    previous = {name: row[f"prev_{name}"] for name in CONFIG_FIELDS}
-    previous.update(
-        seed=int(row["seed"]),
-        transfer_step=int(row["transfer_step"]) - 1,
-        data_transfer=int(row["prev_data_transfer"]),
-        collapsed_history=row["prev_collapsed_history"],
-    )
-    return previous
-
-
-def _step_key(key: dict) -> dict:
-    missing = [name for name in STEP_KEY_FIELDS if name not in key]
-    if missing:
-        raise ConfigError(f"the key {key} lacks {missing}; a transfer step is selected by {list(STEP_KEY_FIELDS)}.")
-    step = {name: key[name] for name in STEP_KEY_FIELDS}
-    step["seed"] = int(step["seed"])
-    step["transfer_step"] = int(step["transfer_step"])
-    step["data_transfer"] = int(bool(step["data_transfer"]))
-    return step
-
-
-def plan_row(key: dict, previous: dict | None, planned_by: str = "") -> dict:
-    """The plan row of step ``key`` whose previous step is ``previous`` (None at step 0).
-
-    Checks that the chain is consistent: step numbers follow each other and
-    ``collapsed_history`` folds ``previous`` in, so a hand-made key cannot
-    claim a history it does not have.
-    """
-    key = _step_key(key)
-    row = {**key, "planned_by": planned_by[:255], "ready": 0, "prev_data_transfer": None, "prev_collapsed_history": ""}
-    row.update({f"prev_{name}": "" for name in CONFIG_FIELDS})
-    if previous is None:
-        row["ready"] = 1
-        if key["transfer_step"] != 0 or key["collapsed_history"] != "":
-            raise TransferError(
-                f"step {key} has no previous step, so it must be transfer_step 0 with collapsed_history ''."
-            )
-        return row
-    previous = _step_key(previous)
-    if key["transfer_step"] != previous["transfer_step"] + 1:
-        raise TransferError(
-            f"step {key['transfer_step']} cannot follow step {previous['transfer_step']}; a chain may not skip "
-            "or repeat a step."
-        )
-    expected = collapse_history(previous["collapsed_history"], previous)
-    if key["collapsed_history"] != expected:
-        raise TransferError(
-            f"step {key} has collapsed_history {key['collapsed_history']!r}, but following {previous} it must be "
-            f"{expected!r}; build step keys with TransferExperiment.steps() or let the recipes plan them."
-        )
-    row.update({f"prev_{name}": previous[name] for name in CONFIG_FIELDS})
-    row.update(prev_data_transfer=previous["data_transfer"], prev_collapsed_history=previous["collapsed_history"])
-    return row
+        return previous_from_plan_row((self & step_key(key)).fetch1())
 
 
 class _CompanionPlan:
@@ -225,7 +166,7 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         """Plan new steps (see :meth:`plan`; ``plan=False`` only flags ready ones), then DataJoint's populate.
 
         Steps whose previous step is done by this very call are planned and
-        run by the next call; :func:`populate_all` repeats until nothing is left.
+        run by the next call; :func:`nntransfer.runner.populate_all` repeats until nothing is left.
         """
         if plan:
             self.plan()
@@ -269,12 +210,60 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         self.plan_table().insert(rows, skip_duplicates=True)
         return len(rows)
 
+    def plan_rows(self, steps: list, planned_by: str = "") -> list:
+        """The checked plan rows of one chain (full step keys, step 0 first, as TransferExperiment.steps gives)."""
+        return [plan_row(key, steps[index - 1] if index else None, planned_by) for index, key in enumerate(steps)]
+
     def plan_chain(self, steps: list, planned_by: str = "") -> int:
-        """Plan every step of one chain (the full step keys, step 0 first, as TransferExperiment.steps gives)."""
-        rows = [plan_row(key, steps[index - 1] if index else None, planned_by) for index, key in enumerate(steps)]
+        """Plan every step of one chain; return how many steps were new."""
+        rows = self.plan_rows(steps, planned_by)
         before = len(self.plan_table())
         self.plan_table().insert(rows, skip_duplicates=True)
         return len(self.plan_table()) - before
+
+    # -- state of planned steps ---------------------------------------------
+    def step_states(self, restriction) -> dict:
+        """Count the planned steps in ``restriction`` per transfer step and state (see :data:`STEP_STATES`).
+
+        done: trained; running: reserved by a worker; error: failed (see
+        :meth:`retry`); pending: ready to train; blocked: waiting for its
+        previous step (a step after a failed one stays blocked until that
+        one is retried).  Returns ``{transfer_step: {state: count}}``.
+        """
+        plan = self.plan_table()
+        primary = plan.primary_key
+        done = {_as_tuple(k, primary) for k in (self & restriction).keys()}
+        jobs = {_as_tuple(row, primary): row["status"] for row in (self.jobs & restriction).to_dicts()}
+        counts = {}
+        for row in (plan & restriction).to_dicts():
+            key = _as_tuple(row, primary)
+            if key in done:
+                state = "done"
+            elif jobs.get(key) == "reserved":
+                state = "running"
+            elif jobs.get(key) == "error":
+                state = "error"
+            elif row["ready"]:
+                state = "pending"
+            else:
+                state = "blocked"
+            per_step = counts.setdefault(int(row["transfer_step"]), dict.fromkeys(STEP_STATES, 0))
+            per_step[state] += 1
+        return dict(sorted(counts.items()))
+
+    def failed_steps(self, restriction) -> list[dict]:
+        """The steps in ``restriction`` whose last attempt failed: their key and error message."""
+        rows = (self.jobs.errors & restriction).to_dicts()
+        primary = self.plan_table().primary_key
+        return [{**{name: row[name] for name in primary}, "error_message": row.get("error_message", "")}
+                for row in rows]
+
+    def retry(self, restriction) -> int:
+        """Clear the error records of the failed steps in ``restriction`` so workers train them again; return the count."""
+        failed = self.jobs.errors & restriction
+        count = len(failed)
+        failed.delete_quick()
+        return count
 
     # -- training hooks ----------------------------------------------------
     def fetch_inputs(self, key: dict):
@@ -283,12 +272,12 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
             return None
         done = self & previous
         if not done:
-            raise TransferError(f"the step before {_step_key(key)} is not done: {previous}.")
+            raise TransferError(f"the step before {step_key(key)} is not done: {previous}.")
         if previous["data_transfer"]:
             refs = (self.TransferData & previous).to_dicts()
             if not refs:
                 raise TransferError(
-                    f"the step before {_step_key(key)} is flagged data_transfer=True but stored no transfer data; "
+                    f"the step before {step_key(key)} is flagged data_transfer=True but stored no transfer data; "
                     "its trainer must return output['transfer_data'] (e.g. nntransfer.trainer.generate)."
                 )
             kind, ref = RECEIVED_DATA, refs[0]
@@ -320,7 +309,7 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         return {
             "received": extra.get("received", RECEIVED_NOTHING),
             "load_report": extra.get("load_report"),
-            "successor_history": collapse_history(key["collapsed_history"], _step_key(key)),
+            "successor_history": successor_history(key),
         }
 
     # -- reading -----------------------------------------------------------
@@ -335,7 +324,7 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         if len(step) != 1:
             raise ConfigError(f"lineage needs a key that selects one planned step; {key} selects {len(step)}.")
         chain = []
-        current = _step_key(step[0])
+        current = step_key(step[0])
         while current is not None:
             chain.append(self._lineage_item(current))
             current = self.plan_table().previous_key(current)
@@ -377,14 +366,13 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
 def _transfer_options(options) -> dict:
     if options is None:
         return {}
-    if not isinstance(options, dict):
-        raise ConfigError(
-            f"model_config['transfer'] must be a dict with keys among {list(TRANSFER_OPTIONS)}, got {options!r}."
-        )
-    unknown = sorted(set(options) - set(TRANSFER_OPTIONS))
-    if unknown:
-        raise ConfigError(f"model_config['transfer'] has unknown keys {unknown}; known are {list(TRANSFER_OPTIONS)}.")
+    check_table_options("model", {"transfer": options})
     return dict(options)
+
+
+def _as_tuple(row: dict, primary) -> tuple:
+    """A step's primary key as a tuple, with the database's integer types normalised."""
+    return tuple(int(row[name]) if name in ("seed", "transfer_step", "data_transfer") else row[name] for name in primary)
 
 
 def _check_accepts_transfer_data(dataset_fn: str) -> None:
@@ -396,18 +384,6 @@ def _check_accepts_transfer_data(dataset_fn: str) -> None:
             "use a dataset function that accepts transfer_data={split: {name: array}} (e.g. digits_dataset_fn), "
             "or flag the previous step data_transfer=False to hand on its model state."
         )
-
-
-def populate_all(table, *restrictions, max_rounds: int = 100, **kwargs) -> dict:
-    """Populate ``table`` until a round finds nothing to do: every step in order, as the seed's notebook does."""
-    total = {"success_count": 0, "error_list": []}
-    for _ in range(max_rounds):
-        result = table.populate(*restrictions, **kwargs)
-        total["success_count"] += result["success_count"]
-        total["error_list"].extend(result["error_list"])
-        if not result["success_count"]:
-            break
-    return total
 
 
 @schema

@@ -138,11 +138,11 @@ def test_configs_and_experiments_insert_idempotently(db):
     model = ModelConfig.for_fn(MLP, hidden_sizes=[8])
     trainer = TrainerConfig.for_fn(TINY, steps=1, lr=float("nan"))
     experiment = Experiment(dataset, model, trainer, seed=[1, 2])
-    keys = experiment.insert()
-    assert keys == experiment.insert() == experiment.keys()
+    keys = db.insert(experiment)
+    assert keys == db.insert(experiment) == experiment.keys()
     assert len(db.Dataset()) == len(db.Model()) == len(db.Trainer()) == 1 and len(db.Seed()) == 2
     # the comment is not hashed: the same config with another comment is the same entry
-    assert DatasetConfig.for_fn(DIGITS, batch_size=32, comment="second").insert() == dataset.key
+    assert db.insert(DatasetConfig.for_fn(DIGITS, batch_size=32, comment="second")) == dataset.key
     fn, config = db.Trainer().get_config(trainer.key)
     assert fn == TINY and config["lr"] != config["lr"]  # NaN survives the round trip
     assert type(trainer).from_dict(config) == trainer
@@ -195,13 +195,44 @@ def test_a_declared_config_class_inserts_the_row_its_key_selects(db):
         steps: int = 2
 
     config = Tiny(steps=1)
-    assert config.insert() == config.key
+    assert db.insert(config) == config.key
     assert len(db.Trainer() & config.key) == 1
     # the table completes configs with the function's defaults, so a class that
     # leaves some out would hash to a key that selects no row
     with pytest.raises(ConfigError, match=r"does not hash the parameters \['lr', 'state_floats'\]"):
-        OnlySteps(steps=3).insert()
+        db.insert(OnlySteps(steps=3))
     assert len(db.Trainer()) == 1
+
+
+def test_an_experiment_with_one_bad_option_inserts_nothing(db):
+    from nntransfer.configs import DatasetConfig, Experiment, ModelConfig, TrainerConfig
+    from nntransfer.errors import ConfigError
+
+    class OnlySteps(TrainerConfig):
+        fn = TINY
+        steps: int = 2
+
+    good = Experiment(DatasetConfig.for_fn(DIGITS), ModelConfig.for_fn(MLP), TrainerConfig.for_fn(TINY), seed=[1, 2])
+    bad = Experiment(good.dataset, good.model, OnlySteps(), seed=3)
+    # the trainer is checked after the dataset and model: nothing of them may stay behind
+    with pytest.raises(ConfigError, match="does not hash the parameters"):
+        db.insert(bad)
+    assert len(db.Dataset()) == len(db.Model()) == len(db.Trainer()) == len(db.Seed()) == 0
+    assert db.insert(good) == good.keys()
+
+
+def test_add_entry_and_insert_are_one_path(db):
+    """add_entry(nnfabrik keywords) and insert(config) check alike and give the same row."""
+    from nntransfer.configs import ModelConfig
+    from nntransfer.errors import ConfigError
+
+    key = db.Model().add_entry(model_fn=MLP, model_config={"hidden_sizes": [8]}, model_comment="by add_entry")
+    assert db.insert(ModelConfig.for_fn(MLP, hidden_sizes=[8])) == key
+    assert len(db.Model()) == 1
+    for bad in ({"transfer": {"exclde": ["classifier"]}}, {"hidden_size": [8]}):
+        with pytest.raises(ConfigError, match="exclude|hidden_sizes"):
+            db.Model().add_entry(model_fn=MLP, model_config=bad)
+    assert len(db.Model()) == 1
 
 
 def test_a_comment_longer_than_its_column_is_a_config_error(db):

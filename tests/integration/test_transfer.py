@@ -159,7 +159,7 @@ def test_transfer_data_of_the_wrong_length_names_both_lengths(tt):
          "data_transfer": True, "collapsed_history": ""},
     ]
     other = add(db, "dataset", DIGITS, {"batch_size": 64, "test_fraction": 0.5}, "other split")
-    from nntransfer.hashing import collapse_history
+    from nntransfer.steps import collapse_history
 
     trainer = add(db, "trainer", STANDARD, TRAIN)
     chain.append({**chain[0], **other, **trainer, "transfer_step": 1, "data_transfer": False,

@@ -14,7 +14,8 @@ import pytest
 
 import nntransfer
 from nntransfer.errors import ConfigError
-from nntransfer.hashing import canonical_json, collapse_history, config_hash, from_jsonable, to_jsonable
+from nntransfer.hashing import canonical_json, config_hash, from_jsonable, to_jsonable
+from nntransfer.steps import collapse_history
 
 PINNED = [
     ({}, "2afb9b83f9314e5d029766197f539792"),
@@ -51,7 +52,7 @@ def test_pinned_hashes_hold_in_other_processes():
     """Hashes must not depend on the interpreter's string-hash randomisation."""
     script = (
         "import math\n"
-        "from nntransfer.hashing import config_hash, collapse_history\n"
+        "from nntransfer.hashing import config_hash\nfrom nntransfer.steps import collapse_history\n"
         f"configs = {[c for c, _ in PINNED[:4]]!r}\n"
         "print(' '.join(config_hash(c) for c in configs))\n"
         f"print(collapse_history('', {STEP0_KEY!r}))\n"

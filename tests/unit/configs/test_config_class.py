@@ -293,7 +293,7 @@ def test_copy_and_pickle_keep_the_config():
     assert pickle.loads(pickle.dumps(config)) == config
 
 
-def test_insert_refuses_a_class_whose_key_would_select_no_row():
+def test_a_declared_class_whose_key_would_select_no_row_is_refused_before_insert():
     """The table stores configs completed with the function's defaults."""
 
     class Digits(DatasetConfig):
@@ -301,14 +301,14 @@ def test_insert_refuses_a_class_whose_key_would_select_no_row():
         batch_size: int = 64
 
     with pytest.raises(ConfigError, match=r"does not hash the parameters \[.*'validation_fraction'"):
-        Digits(batch_size=32).insert()
+        Digits(batch_size=32).check_matches_function()
 
 
-def test_insert_names_a_declared_table_option_that_the_table_would_leave_out():
+def test_a_declared_table_option_that_the_table_would_leave_out_is_named():
     class Mlp(ModelConfig):
         fn = "nntransfer.models.mlp.mlp_model_fn"
         hidden_sizes: list = [16]
         transfer: dict | None = None
 
     with pytest.raises(ConfigError, match=r"hashes \['transfer'\], which the table leaves out"):
-        Mlp().insert()
+        Mlp().check_matches_function()

@@ -4,7 +4,7 @@ import pytest
 
 from nntransfer.configs import DatasetConfig, Experiment, ModelConfig, TrainerConfig, TransferExperiment
 from nntransfer.errors import ConfigError
-from nntransfer.hashing import collapse_history
+from nntransfer.steps import collapse_history
 
 
 class Data(DatasetConfig):
