@@ -7,6 +7,15 @@ values) into bytes with ``torch.save`` and back with
 one (a database or object store) implements four methods: ``_put``,
 ``_get``, ``_delete``, ``_names``.  Entry names are ``"<tag>-<epoch:06d>"``,
 so ``list()`` needs no payload reads.
+
+How a store reaches a run from outside: nnfabrik's trainer contract passes a
+callback ``cb``.  If ``cb`` has an attribute ``checkpoint_store`` (a
+:class:`CheckpointStore`), the run checkpoints there and resumes from it; the
+table layer hands every table-driven training such a ``cb`` with a store in
+the database (``nntransfer.tables.DatabaseCheckpointStore``, which implements
+this interface).  :func:`callback_store` reads the attribute; the loop puts
+what it finds in ``state.checkpoint_store``, where the ``checkpointing``
+module takes it up (see :mod:`nntransfer.trainer.modules.checkpointing`).
 """
 
 import io
@@ -26,6 +35,11 @@ _ENTRY = re.compile(r"^([a-z0-9_]+)-(\d{6,})$")
 
 class CheckpointError(TrainingError):
     """A checkpoint cannot be written, found or read."""
+
+
+def callback_store(cb):
+    """The checkpoint store that a trainer's ``cb`` brings as ``cb.checkpoint_store``, or None."""
+    return getattr(cb, "checkpoint_store", None)
 
 
 def to_bytes(payload: dict) -> bytes:

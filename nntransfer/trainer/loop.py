@@ -14,11 +14,12 @@ import torch
 
 from nntransfer.errors import ConfigError, TrainingError
 from nntransfer.trainer.batches import count_batches, iterate_batches, unpack
+from nntransfer.trainer.checkpoints import callback_store
 from nntransfer.trainer.components import build_loss, build_optimizer
 from nntransfer.trainer.control import SkipBatch, SkipOptimizerStep, StopEpoch, StopTraining
 from nntransfer.trainer.devices import resolve_device, to_device
 from nntransfer.trainer.module import EVENT_METHODS, MainLoopModule
-from nntransfer.trainer.modules import build_modules
+from nntransfer.trainer.modules import build_modules, default_modules
 from nntransfer.trainer.randomness import seed_everything
 from nntransfer.trainer.signatures import accepts_data_key, callback_caller
 from nntransfer.trainer.state import State
@@ -71,10 +72,12 @@ class Trainer:
 
     ``loaders`` maps split -> DataLoader or dict of DataLoaders keyed by task.
     ``modules`` is a mapping ``name -> options`` (see
-    :mod:`nntransfer.trainer.modules`) or a list of module instances.  ``cb``
-    follows nnfabrik's contract: it is called after every epoch with the
-    keywords it accepts among ``epoch`` and ``metrics``; if it carries a
-    ``checkpoint_store``, checkpointing uses that store and resumes from it.
+    :mod:`nntransfer.trainer.modules`) or a list of module instances; the
+    registry's :func:`~nntransfer.trainer.modules.default_modules` join them.
+    ``cb`` follows nnfabrik's contract: it is called after every epoch with
+    the keywords it accepts among ``epoch`` and ``metrics``; a checkpoint
+    store it carries goes to ``state.checkpoint_store`` (see
+    :mod:`nntransfer.trainer.checkpoints`).
 
     ``nan_policy``: ``"raise"`` stops with TrainingError at a NaN/inf loss,
     ``"skip"`` skips such batches (counted in ``state.nonfinite_batches``);
@@ -139,7 +142,18 @@ class Trainer:
         self._amp_dtype = self._amp_dtype_for(amp)
         self.pass_data_key = accepts_data_key(model) if pass_data_key is None else bool(pass_data_key)
 
-        self.modules = sorted(self._with_callback_modules(build_modules(modules), cb), key=lambda m: m.order)
+        configured = build_modules(modules)
+        self.state = State(
+            model=model.to(self.device),
+            loaders=loaders,
+            device=self.device,
+            max_epochs=epochs,
+            seed=seed,
+            loss_fn=build_loss(loss, loss_options),
+            accumulation_steps=accumulation_steps,
+            checkpoint_store=callback_store(cb),
+        )
+        self.modules = sorted(configured + default_modules(configured, self.state), key=lambda m: m.order)
         names = [m.name for m in self.modules]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -151,15 +165,6 @@ class Trainer:
             event: [getattr(m, event) for m in self.modules if m.overrides(event)]
             for event in EVENT_METHODS + ONCE_PER_RUN
         }
-        self.state = State(
-            model=model.to(self.device),
-            loaders=loaders,
-            device=self.device,
-            max_epochs=epochs,
-            seed=seed,
-            loss_fn=build_loss(loss, loss_options),
-            accumulation_steps=accumulation_steps,
-        )
         if self._amp_dtype is torch.float16:
             self.state.scaler = torch.amp.GradScaler("cuda")
         self.state.modules = self.modules
@@ -173,21 +178,6 @@ class Trainer:
                 raise ConfigError("amp='fp16' needs a CUDA device; use amp='bf16' on CPU.")
             return torch.float16
         return torch.bfloat16
-
-    @staticmethod
-    def _with_callback_modules(modules, cb):
-        """Give checkpointing the store that ``cb`` brings, adding the module if needed."""
-        store = getattr(cb, "checkpoint_store", None)
-        if store is None:
-            return modules
-        for module in modules:
-            if module.name == "checkpointing":
-                if module.store is None:
-                    module.store = store
-                return modules
-        from nntransfer.trainer.modules.checkpointing import AUTO_INTERVAL, Checkpointing
-
-        return [*modules, Checkpointing(store=store, save_best=False, min_interval=AUTO_INTERVAL)]
 
     def _autocast(self):
         if self._amp_dtype is None:

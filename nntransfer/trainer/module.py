@@ -35,6 +35,15 @@ and scheduler exist, before the first epoch: e.g. resume from a checkpoint),
 restore the best weights) and ``teardown`` (when ``fit`` ends, also when an
 exception ends it: release what the module put on the model, such as hooks).  ``state_dict`` / ``load_state_dict`` carry a
 module's state through checkpoints so that a resumed run continues exactly.
+
+A registered module may also run without being asked for: before a run, the
+registry (:func:`nntransfer.trainer.modules.default_modules`) asks the class
+of every registered module that the run's config does not name for
+:meth:`MainLoopModule.default_instance`, and adds what it returns.  The base
+class returns None; ``checkpointing`` returns a resume-only instance when the
+run's ``cb`` brought a checkpoint store (``state.checkpoint_store``).  This is
+how the loop gains a feature from its environment without naming the module
+that provides it.
 """
 
 from nntransfer.errors import ModuleRequirementError
@@ -50,6 +59,16 @@ class MainLoopModule:
 
     name: str = "module"
     order: int = 500
+
+    @classmethod
+    def default_instance(cls, state):
+        """The instance a run gets when its config does not name this module, or None.
+
+        Asked once per run, before ``setup``, of registered modules only
+        (see the module doc); ``state`` has the model, the loaders and
+        ``checkpoint_store``, but no optimizer yet.
+        """
+        return None
 
     def setup(self, state):
         """Check what the module needs; raise ModuleRequirementError if missing.

@@ -48,7 +48,7 @@ def standard_trainer(
 
     ``uid`` identifies the run to nnfabrik and is not used here; ``cb`` is
     called after every epoch and may bring a checkpoint store (see
-    :mod:`nntransfer.trainer.modules.checkpointing`).
+    :mod:`nntransfer.trainer.checkpoints`).
     """
     splits = list(final_splits)
     missing = [split for split in splits if split not in dataloaders]

@@ -20,7 +20,9 @@ class State:
     epoch's values under ``"<phase>.<name>"`` keys (``"train.loss"``,
     ``"validation.accuracy"``, ...); at the end of the epoch they are appended
     to ``history`` (name -> one value per epoch, ``None`` where an epoch did not
-    measure it, aligned with ``history["epoch"]``).
+    measure it, aligned with ``history["epoch"]``).  ``checkpoint_store`` is the
+    store that the run's ``cb`` brought (see :mod:`nntransfer.trainer.checkpoints`),
+    or None.
     """
 
     model: torch.nn.Module
@@ -50,6 +52,7 @@ class State:
     skipped_steps: int = 0
     nonfinite_batches: int = 0
     stop_requested: bool = False
+    checkpoint_store: Any = None
     modules: list = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)

@@ -7,6 +7,11 @@ A trainer config selects modules as a mapping ``name -> options``::
 A name is either one of :data:`REGISTRY` or a user's dotted path to a
 :class:`~nntransfer.trainer.module.MainLoopModule` subclass; the options are
 passed to its constructor as keyword arguments.
+
+Besides the modules a config names, a run gets the :func:`default_modules`
+that registered modules offer for it (``checkpointing`` when the run's ``cb``
+brought a checkpoint store), so the loop never has to know which modules
+those are.
 """
 
 from nntransfer.errors import ConfigError
@@ -44,6 +49,26 @@ def resolve_module(name: str) -> type:
     if not (isinstance(cls, type) and issubclass(cls, MainLoopModule)):
         raise ConfigError(f"{name!r} resolves to {cls!r}, which is not a MainLoopModule subclass.")
     return cls
+
+
+def default_modules(configured, state) -> list:
+    """The instances that registered modules not among ``configured`` offer for this run.
+
+    Each registered class whose ``name`` no module in ``configured`` has is
+    asked for :meth:`~nntransfer.trainer.module.MainLoopModule.default_instance`;
+    a module the config names (with its own options) always wins over its
+    default.
+    """
+    taken = {module.name for module in configured}
+    defaults = []
+    for name in REGISTRY:
+        cls = resolve_module(name)
+        if cls.name in taken:
+            continue
+        instance = cls.default_instance(state)
+        if instance is not None:
+            defaults.append(instance)
+    return defaults
 
 
 def build_modules(spec) -> list:

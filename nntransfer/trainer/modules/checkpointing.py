@@ -15,13 +15,15 @@ Where checkpoints go, in this order of precedence:
 
 * ``store=``: a :class:`~nntransfer.trainer.checkpoints.CheckpointStore`
   passed by code that builds the module itself;
-* the nnfabrik ``cb`` argument of the trainer: if ``cb`` has an attribute
-  ``checkpoint_store``, the trainer hands that store to this module (adding
-  the module when the config did not name it), so a job that crashed and is
-  picked up again resumes from its last checkpoint.  A module added this way
-  writes "last" at most every :data:`AUTO_INTERVAL` seconds and no "best":
-  it exists for resuming, and a database write per short epoch would cost
-  more than the minutes of training a crash can lose;
+* the store that the run's nnfabrik ``cb`` brings (its ``checkpoint_store``
+  attribute, see :mod:`nntransfer.trainer.checkpoints`), which the loop puts
+  in ``state.checkpoint_store``, so a job that crashed and is picked up again
+  resumes from its last checkpoint.  When the config does not name this
+  module, :meth:`Checkpointing.default_instance` still adds it for such a
+  store (see :func:`nntransfer.trainer.modules.default_modules`); a module
+  added this way writes "last" at most every :data:`AUTO_INTERVAL` seconds
+  and no "best": it exists for resuming, and a database write per short
+  epoch would cost more than the minutes of training a crash can lose;
 * ``folder=``: a :class:`~nntransfer.trainer.checkpoints.LocalCheckpointStore`
   in that folder.
 """
@@ -42,6 +44,13 @@ AUTO_INTERVAL = 30.0
 class Checkpointing(MainLoopModule):
     name = "checkpointing"
     order = 1000
+
+    @classmethod
+    def default_instance(cls, state):
+        """A resume-only instance when the run's ``cb`` brought a store; else none."""
+        if state.checkpoint_store is None:
+            return None
+        return cls(save_best=False, min_interval=AUTO_INTERVAL)
 
     def __init__(
         self,
@@ -71,6 +80,8 @@ class Checkpointing(MainLoopModule):
         self.last_saved = time.monotonic()
 
     def setup(self, state):
+        if self.store is None:
+            self.store = state.checkpoint_store
         if self.store is None and self.folder is not None:
             self.store = LocalCheckpointStore(self.folder)
         self.require(

@@ -183,6 +183,46 @@ def test_a_store_brought_by_cb_is_written_for_resuming_only(make_model, make_loa
     assert [entry["tag"] for entry in module.store.list()] == ["last"]
 
 
+def test_a_configured_checkpointing_without_a_store_writes_to_the_callbacks(make_model, make_loaders, tmp_path):
+    cb = Callback(MemoryCheckpointStore())
+    trainer = run(make_model, make_loaders, 2, cb=cb, modules={"checkpointing": {"folder": str(tmp_path / "unused")}})
+    module = trainer.module("checkpointing")
+    assert module.store is cb.checkpoint_store and module.save_best  # the config's options, the cb's store
+    assert "best" in [entry["tag"] for entry in cb.checkpoint_store.list()]
+    assert not (tmp_path / "unused").exists()
+
+
+def test_a_store_of_its_own_wins_over_the_callbacks(make_model, make_loaders):
+    own, cb = MemoryCheckpointStore(), Callback(MemoryCheckpointStore())
+    trainer = Trainer(make_model(), make_loaders(), epochs=1, device="cpu", cb=cb, modules=[Checkpointing(store=own)])
+    trainer.fit()
+    assert [module.name for module in trainer.modules] == ["checkpointing"]
+    assert own.list() and not cb.checkpoint_store.list()
+
+
+def test_no_checkpointing_joins_without_a_store(make_model, make_loaders):
+    trainer = Trainer(make_model(), make_loaders(), epochs=1, device="cpu", cb=lambda: None)
+    assert trainer.state.checkpoint_store is None and trainer.modules == []
+
+
+class AlwaysOn(MainLoopModule):
+    name = "always_on"
+
+    @classmethod
+    def default_instance(cls, state):
+        return cls()
+
+
+def test_any_registered_module_may_offer_a_default_instance(make_model, make_loaders, monkeypatch):
+    """The registry asks every registered class, not one module it knows by name."""
+    from nntransfer.trainer.modules import REGISTRY
+
+    monkeypatch.setitem(REGISTRY, "always_on", f"{__name__}.AlwaysOn")
+    assert [m.name for m in Trainer(make_model(), make_loaders(), epochs=1, device="cpu").modules] == ["always_on"]
+    named = AlwaysOn()
+    assert Trainer(make_model(), make_loaders(), epochs=1, device="cpu", modules=[named]).modules == [named]
+
+
 class NanFirstObjective(MainLoopModule):
     """validation.loss is NaN in epoch 1, then 1/epoch (improving)."""
 
