@@ -22,11 +22,22 @@ Two ways to use it:
   :func:`cached_features_dataset_fn` with ``weights_path``.
 
 Both are valid only while the backbone stays frozen and the training data are
-not augmented: each sample's features are computed once.
+not augmented: each sample's features are computed once.  An augmented split
+is therefore refused (a :class:`DataError` naming the split), rather than
+trained on clean features while its config records augmentation.
+
+The features are those of the backbone in eval mode.  A frozen backbone run in
+every epoch (the ``finetuning`` module) holds its BatchNorm layers in eval
+mode too, so the two agree, but not its Dropout layers, and a BatchNorm layer
+without running statistics normalises with each batch's statistics in either
+mode.  Such layers in the part that computes the features are logged as a
+warning when the features are computed: the head then trains on eval-mode
+features, which differ from what the frozen backbone would give in training.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Mapping
 
 import numpy as np
@@ -38,7 +49,9 @@ from nntransfer.datasets.loaders import make_loader
 from nntransfer.datasets.tensor_dataset import ImageTensorDataset
 from nntransfer.errors import DataError, TransferError
 from nntransfer.resolve import resolve_fn
-from nntransfer.transfer.features import extract_features
+from nntransfer.transfer.features import extract_features, get_layer
+
+log = logging.getLogger(__name__)
 
 
 def cached_feature_loaders(
@@ -55,7 +68,13 @@ def cached_feature_loaders(
     output, e.g. ``layer="features"`` for the models of this package.  The
     source datasets must be :class:`ImageTensorDataset` (all datasets of this
     package are), since labels and extras are read from them directly.
+    An augmented split is refused, and layers that act differently in
+    training are logged (see the module doc).
     """
+    for split, loader in dataloaders.items():
+        for source in loader.values() if isinstance(loader, Mapping) else [loader]:
+            _refuse_augmentation(split, source.dataset)
+    _warn_about_training_mode_layers(backbone, layer)
     return {
         split: (
             {key: _feature_loader(backbone, split, l, layer, batch_size, seed) for key, l in loader.items()}
@@ -75,6 +94,37 @@ def _feature_loader(backbone, split, loader, layer, batch_size, seed) -> DataLoa
         )
     features = extract_features(backbone, source.without_augmentation(), layer=layer)
     return _loader_over(torch.from_numpy(features), source, split, batch_size or loader.batch_size, seed)
+
+
+def _refuse_augmentation(split, dataset) -> None:
+    augmentation = getattr(dataset, "augmentation", None)
+    if augmentation is not None:
+        raise DataError(
+            f"The {split!r} split is augmented ({augmentation}), but cached features are computed once, "
+            "from the clean images, so training would never see the augmentation that its config records. "
+            "Either remove `augmentation` from the dataset config, or train the whole model with a frozen "
+            "backbone (the `finetuning` module with head=...), which runs the backbone on augmented images "
+            "in every epoch."
+        )
+
+
+def _warn_about_training_mode_layers(backbone: nn.Module, layer: str | None) -> None:
+    """Log the layers by which eval-mode features differ from a frozen backbone's in training."""
+    part = backbone if layer is None else get_layer(backbone, layer)
+    found = []
+    for name, module in part.named_modules():
+        name = ".".join(filter(None, (layer, name))) or type(backbone).__name__
+        if isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
+            found.append(f"{name} ({type(module).__name__}, p={module.p:g})")
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.track_running_stats:
+            found.append(f"{name} ({type(module).__name__} without running statistics)")
+    if found:
+        log.warning(
+            "Cached features are computed with the backbone in eval mode, but these layers of it act "
+            "differently in training: %s. A frozen backbone run in every epoch would apply them, so the "
+            "head trained on these features is not the one that run would train.",
+            ", ".join(found),
+        )
 
 
 def _loader_over(features: torch.Tensor, source: ImageTensorDataset, split, batch_size, seed) -> DataLoader:
@@ -159,6 +209,7 @@ def transferred_features_dataset_fn(
                 f"transferred_features_dataset_fn needs one dataset of nntransfer.datasets per split; "
                 f"{dataset_fn!r} gives {type(loader).__name__} for {split!r}."
             )
+        _refuse_augmentation(split, loader.dataset)
         arrays = transfer_data.get(split)
         if arrays is None:
             raise DataError(

@@ -59,3 +59,11 @@ def test_a_missing_split_is_named(generated):
     partial = {split: arrays for split, arrays in transfer_data.items() if split != "test"}
     with pytest.raises(DataError, match="'test'"):
         transferred_features_dataset_fn(3, dataset_config=SOURCE, transfer_data=partial)
+
+
+def test_an_augmented_source_config_is_refused(generated):
+    """The generated features are of clean images; training on them cannot be augmented."""
+    _, _, transfer_data = generated
+    augmented = {**SOURCE, "augmentation": {"rotation": 10}}
+    with pytest.raises(DataError, match="'train' split is augmented.*remove `augmentation`"):
+        transferred_features_dataset_fn(3, dataset_config=augmented, transfer_data=transfer_data)
