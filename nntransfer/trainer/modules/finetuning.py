@@ -23,7 +23,7 @@ from typing import Mapping, Optional
 
 from nntransfer.errors import ConfigError
 from nntransfer.trainer.module import MainLoopModule
-from nntransfer.transfer.freezing import freeze, freeze_all_but, unfreeze
+from nntransfer.transfer.freezing import freeze, freeze_all_but, is_kept_in_eval, unfreeze
 from nntransfer.transfer.patterns import Patterns, as_pattern_list, matches
 
 GROUP_KEY = "finetuning_group"
@@ -80,6 +80,7 @@ class FineTuning(MainLoopModule):
         ]
         self.train_batchnorm = bool(train_batchnorm)
         self.frozen_names = []
+        self.held_batchnorm = []
 
     def setup(self, state):
         self.require(
@@ -88,10 +89,18 @@ class FineTuning(MainLoopModule):
             "and must be the only module that does",
         )
         model = state.model
+        held_before = {name for name, module in model.named_modules() if is_kept_in_eval(module)}
         if self.head_patterns:
             self.frozen_names = freeze_all_but(model, self.head_patterns, train_batchnorm=self.train_batchnorm)
         else:
             self.frozen_names = freeze(model, self.freeze_patterns, train_batchnorm=self.train_batchnorm)
+        # A BatchNorm layer without affine parameters is held in eval mode by its buffers, which the
+        # parameter names of frozen_names do not select; unfreezing must name the layer itself.
+        self.held_batchnorm = [
+            name
+            for name, module in model.named_modules()
+            if is_kept_in_eval(module) and name not in held_before and not list(module.parameters(recurse=False))
+        ]
         frozen = set(self.frozen_names)
         groups = {}
         for name, param in model.named_parameters():
@@ -125,8 +134,11 @@ class FineTuning(MainLoopModule):
         if self.unfreeze_at_epoch is None or state.epoch < self.unfreeze_at_epoch:
             return
         params = dict(state.model.named_parameters())
-        if any(not params[name].requires_grad for name in self.frozen_names):
-            unfreeze(state.model, include=self.frozen_names)
+        modules = dict(state.model.named_modules())
+        if any(not params[name].requires_grad for name in self.frozen_names) or any(
+            is_kept_in_eval(modules[name]) for name in self.held_batchnorm
+        ):
+            unfreeze(state.model, include=self.frozen_names + self.held_batchnorm)
 
 
 def _check_factor(what: str, factor) -> None:

@@ -7,6 +7,7 @@ from nntransfer.errors import ConfigError, ModuleRequirementError
 from nntransfer.trainer.loop import Trainer
 from nntransfer.trainer.module import MainLoopModule
 from nntransfer.trainer.modules.finetuning import FineTuning
+from nntransfer.transfer.freezing import is_kept_in_eval
 
 torch.set_num_threads(1)
 
@@ -92,6 +93,22 @@ def test_train_batchnorm_keeps_batchnorm_learning():
     assert torch.equal(after["0.weight"], before["0.weight"])
     assert not torch.equal(after["1.weight"], before["1.weight"])
     assert not torch.equal(after["1.running_mean"], before["1.running_mean"])
+
+
+def test_batchnorm_without_affine_parameters_updates_its_statistics_after_unfreezing():
+    def train(epochs):
+        model = Net()
+        model.features[1] = nn.BatchNorm1d(8, affine=False)
+        Trainer(model, loaders(), epochs=epochs, lr=0.01, device="cpu", seed=0,
+                modules=[FineTuning(head="classifier", unfreeze_at_epoch=2)]).fit()
+        return model.features[1]
+
+    fresh = nn.BatchNorm1d(8, affine=False)
+    frozen = train(1)
+    assert torch.equal(frozen.running_mean, fresh.running_mean) and is_kept_in_eval(frozen)
+    unfrozen = train(3)
+    assert not is_kept_in_eval(unfrozen)
+    assert not torch.equal(unfrozen.running_mean, fresh.running_mean)
 
 
 def test_resume_across_unfreeze_matches_uninterrupted_run(tmp_path):
