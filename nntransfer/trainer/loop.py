@@ -16,7 +16,15 @@ from nntransfer.errors import ConfigError, TrainingError
 from nntransfer.trainer.batches import count_batches, iterate_batches, unpack
 from nntransfer.trainer.checkpoints import callback_store
 from nntransfer.trainer.components import build_loss, build_optimizer
-from nntransfer.trainer.control import SkipBatch, SkipOptimizerStep, StopEpoch, StopTraining
+from nntransfer.trainer.control import (
+    ALLOWED,
+    LoopControl,
+    SkipBatch,
+    SkipOptimizerStep,
+    StopEpoch,
+    StopTraining,
+    misplaced,
+)
 from nntransfer.trainer.devices import resolve_device, to_device
 from nntransfer.trainer.module import EVENT_METHODS, MainLoopModule
 from nntransfer.trainer.modules import build_modules, default_modules
@@ -211,48 +219,58 @@ class Trainer:
         try:
             if self.seed is not None:
                 seed_everything(self.seed)
-            for setup in self.handlers["setup"]:
-                setup(state)
+            self._run_hook("setup")
             params = state.param_groups
             if params is None:
                 params = [p for p in state.model.parameters() if p.requires_grad]
             if state.max_epochs:
                 state.optimizer = build_optimizer(self.optimizer_name, params, self.lr, self.optimizer_options)
-            for start in self.handlers["start"]:
-                start(state)
-            pre_epoch, post_epoch = self.handlers["pre_epoch"], self.handlers["post_epoch"]
+            self._run_hook("start")
             while state.epoch < state.max_epochs and not state.stop_requested:
                 state.epoch += 1
                 state.new_epoch()
                 try:
-                    for handler in pre_epoch:
-                        handler(state)
-                    self._train_epoch()
-                except StopEpoch:
-                    pass
+                    self._run_hook("pre_epoch")
                 except StopTraining:
                     state.stop_requested = True
                     state.epoch -= 1
                     break
+                self._train_epoch()
                 if self._validation_due():
-                    state.metrics.update(self._evaluate("validation"))
+                    state.metrics.update(self._evaluate("validation", during_fit=True))
                     state.phase = "train"
                 if state.optimizer is not None:
                     state.metrics["lr"] = state.optimizer.param_groups[0]["lr"]
                 state.close_epoch()
-                for handler in post_epoch:
+                for handler in self.handlers["post_epoch"]:
                     try:
-                        handler(state)
+                        self._call(handler, "post_epoch")
                     except StopTraining:
                         state.stop_requested = True
                 if self._call_cb is not None:
                     self._call_cb(epoch=state.epoch, metrics=dict(state.metrics))
-            for finish in self.handlers["finish"]:
-                finish(state)
+            self._run_hook("finish")
         finally:
-            for teardown in self.handlers["teardown"]:
-                teardown(state)
+            self._run_hook("teardown")
         return state.history
+
+    def _call(self, handler, hook: str) -> None:
+        """Call one module's ``hook``; a control exception it may not raise there becomes a TrainingError."""
+        try:
+            handler(self.state)
+        except ALLOWED[hook]:
+            raise
+        except LoopControl as error:
+            raise misplaced(handler, hook, error) from error
+
+    def _run_hook(self, hook: str) -> None:
+        """Call every module's ``hook`` in order (the once-per-run hooks and the epoch events).
+
+        The batch events are dispatched inline instead, with the same check,
+        so that they cost no extra call per batch.
+        """
+        for handler in self.handlers[hook]:
+            self._call(handler, hook)
 
     def _validation_due(self) -> bool:
         state = self.state
@@ -263,7 +281,8 @@ class Trainer:
     def _forward(self, key, batch, pre_forward, post_forward, data_key_kw) -> None:
         """One batch through pre_forward, the model, the loss and post_forward (training and evaluation).
 
-        Control-flow exceptions raised by modules propagate to the caller's loop.
+        The control exceptions that ``pre_forward`` and ``post_forward`` may
+        raise propagate to the caller's loop; any other becomes a TrainingError.
         """
         state = self.state
         state.data_key = key
@@ -275,16 +294,26 @@ class Trainer:
             if extras:
                 extras = to_device(extras, device, non_blocking)
         state.inputs, state.targets, state.extras = inputs, targets, extras
-        for handler in pre_forward:
-            handler(state)
+        try:
+            for handler in pre_forward:
+                handler(state)
+        except ALLOWED["pre_forward"]:
+            raise
+        except LoopControl as error:
+            raise misplaced(handler, "pre_forward", error, state.phase) from error
         with self._autocast() if self._amp_dtype is not None else nullcontext():
             result = state.model(state.inputs, data_key=key) if data_key_kw else state.model(state.inputs)
             if type(result) is tuple:
                 result, state.model_extras = split_output(result)
             state.outputs = result
             state.loss = state.loss_fn(result, state.targets)
-        for handler in post_forward:
-            handler(state)
+        try:
+            for handler in post_forward:
+                handler(state)
+        except ALLOWED["post_forward"]:
+            raise
+        except LoopControl as error:
+            raise misplaced(handler, "post_forward", error, state.phase) from error
 
     def _train_epoch(self) -> None:
         state = self.state
@@ -319,14 +348,24 @@ class Trainer:
                         unscaled = True
                 else:
                     scaled.backward()
-                for handler in post_backward:
-                    handler(state)
+                try:
+                    for handler in post_backward:
+                        handler(state)
+                except ALLOWED["post_backward"]:
+                    raise
+                except LoopControl as error:
+                    raise misplaced(handler, "post_backward", error) from error
                 tally.add(loss, state.outputs, state.targets)
                 if state.is_step:
                     self._step(optimizer, scaler)
                     pending = 0
-                    for handler in post_optimizer:
-                        handler(state)
+                    try:
+                        for handler in post_optimizer:
+                            handler(state)
+                    except ALLOWED["post_optimizer"]:
+                        raise
+                    except LoopControl as error:
+                        raise misplaced(handler, "post_optimizer", error) from error
             except SkipBatch:
                 optimizer.zero_grad(set_to_none=True)
                 pending = 0
@@ -347,10 +386,15 @@ class Trainer:
                 pending = 0
                 state.stop_requested = True
                 break
-        if pending:
+        if pending:  # the loader ended between two steps (it has no length to foresee that)
             self._step(optimizer, scaler)
-            for handler in post_optimizer:
-                handler(state)
+            try:
+                for handler in post_optimizer:
+                    self._call(handler, "post_optimizer")
+            except StopEpoch:
+                pass  # every batch of the epoch was read already
+            except StopTraining:
+                state.stop_requested = True
         state.metrics.update(tally.metrics("train"))
         state.is_step = False
 
@@ -377,8 +421,13 @@ class Trainer:
             "or pass nan_policy='skip' to skip such batches."
         )
 
-    def _evaluate(self, split: str) -> dict:
-        """Loss and accuracy on ``split`` (overall, and per data key for a dict of loaders)."""
+    def _evaluate(self, split: str, during_fit: bool = False) -> dict:
+        """Loss and accuracy on ``split`` (overall, and per data key for a dict of loaders).
+
+        ``during_fit``: this is the validation of a training epoch, so a
+        module's StopTraining also ends training (see
+        :mod:`nntransfer.trainer.control`); otherwise it only ends this evaluation.
+        """
         state = self.state
         loaders = state.loaders[split]
         model = state.model
@@ -399,7 +448,8 @@ class Trainer:
                 except StopEpoch:
                     break
                 except StopTraining:
-                    state.stop_requested = True
+                    if during_fit:
+                        state.stop_requested = True
                     break
                 total.add(state.loss, state.outputs, state.targets)
                 if per_key:
