@@ -17,7 +17,9 @@ by name ("freeze ``features``", "load all but ``classifier``"):
 Builders: ``mlp.mlp_model_fn``, ``lenet.lenet5_model_fn``,
 ``resnet.resnet_model_fn`` (depth 18/34/50), ``vgg.vgg_model_fn`` (depth
 11/16, ``batch_norm``), ``zoo.torchvision_model_fn`` (any torchvision
-classifier, weights from a local file).  Convolutional models with a global
+classifier, weights from a local file), ``timm_models.timm_model_fn`` (any
+timm model by name, with the optional ``nntransfer[timm]``; weights from a
+local ``.safetensors`` or ``.pth`` file, see :mod:`nntransfer.models.weights`).  Convolutional models with a global
 pooling head (ResNet always, LeNet/VGG with ``global_pool=True``) have the
 same parameter shapes at every input resolution.
 """

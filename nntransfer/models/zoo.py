@@ -1,9 +1,9 @@
 """torchvision classification models by name, with weights from a local file.
 
 Nothing is downloaded at run time: pretrained weights come from
-``weights_path``, a state_dict saved with ``torch.save`` (for example from
-``torchvision.models.resnet18(weights="DEFAULT").state_dict()`` on a machine
-with internet access).  The model is then adapted to the data:
+``weights_path``, a state_dict saved with ``torch.save`` or safetensors (for
+example from ``torchvision.models.resnet18(weights="DEFAULT").state_dict()``
+on a machine with internet access; see :mod:`nntransfer.models.weights`).  The model is then adapted to the data:
 
 * input channels: the first convolution is rebuilt for the data's channel
   count; pretrained filters are averaged over their input channels and scaled
@@ -19,7 +19,6 @@ torchvision's inner names) and ``classifier`` (the head).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping
 
 import torch
@@ -30,6 +29,7 @@ from nntransfer.errors import ConfigError, TransferError
 from nntransfer.models.building_blocks import seeded
 from nntransfer.models.data_info import data_info
 from nntransfer.models.heads import find_head, replace_head
+from nntransfer.models.weights import read_state_dict
 
 AUX_HEAD_MODELS = {"googlenet", "inception_v3"}
 AUX_HEAD_PREFIXES = ("aux1.", "aux2.", "AuxLogits.")
@@ -65,8 +65,8 @@ def torchvision_model_fn(
 ) -> ZooModel:
     """nnfabrik model function: torchvision model ``name`` adapted to the data.
 
-    ``weights_path`` is a local state_dict file (or a dict holding one under
-    ``"state_dict"``), loaded with ``weights_only=True``; ``None`` starts from
+    ``weights_path`` is a local state_dict file, ``.safetensors`` or
+    ``torch.save`` (read by :func:`nntransfer.models.weights.read_state_dict`); ``None`` starts from
     torchvision's random initialisation under ``seed``.
     """
     names = classification_model_names()
@@ -92,17 +92,7 @@ def _build(name: str) -> nn.Module:
 
 
 def _load_checkpoint(network: nn.Module, name: str, weights_path: str) -> None:
-    path = Path(weights_path).expanduser()
-    if not path.is_file():
-        raise ConfigError(
-            f"`weights_path` {str(path)!r} is not a file. Save the weights once with "
-            "torch.save(model.state_dict(), path) and point `weights_path` at that file."
-        )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
-        state = state["state_dict"]
-    if not isinstance(state, Mapping):
-        raise TransferError(f"{str(path)!r} does not hold a state_dict; got {type(state).__name__}.")
+    state = read_state_dict(weights_path)
     if name in AUX_HEAD_MODELS:
         state = {key: value for key, value in state.items() if not key.startswith(AUX_HEAD_PREFIXES)}
     head = find_head(network)
@@ -113,7 +103,7 @@ def _load_checkpoint(network: nn.Module, name: str, weights_path: str) -> None:
         network.load_state_dict(state)
     except RuntimeError as error:
         raise TransferError(
-            f"The weights in {str(path)!r} do not fit torchvision's {name!r}: {error}"
+            f"The weights in {weights_path!r} do not fit torchvision's {name!r}: {error}"
         ) from error
 
 
