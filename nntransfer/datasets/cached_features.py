@@ -50,6 +50,7 @@ from nntransfer.datasets.tensor_dataset import ImageTensorDataset
 from nntransfer.errors import DataError, TransferError
 from nntransfer.resolve import resolve_fn
 from nntransfer.transfer.features import extract_features, get_layer
+from nntransfer.transfer.provenance import receive
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +217,7 @@ def transferred_features_dataset_fn(
                 f"transfer_data has no split {split!r} (it has {sorted(transfer_data)}); generate features "
                 "for every split (generate_transfer_data's default splits)."
             )
+        arrays = receive(split, arrays, loader.dataset.labels)
         if feature not in arrays:
             raise DataError(
                 f"transfer_data[{split!r}] has no array {feature!r}; it has {sorted(arrays)}. Set `feature` "

@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from nntransfer.datasets.augmentation import Augmentation
 from nntransfer.errors import TransferError
+from nntransfer.transfer.provenance import receive
 
 
 class ImageTensorDataset(Dataset):
@@ -116,8 +117,12 @@ class ImageTensorDataset(Dataset):
         self.generator.manual_seed(int(seed) % (2**63))
 
     def attach(self, split: str, arrays: Mapping[str, np.ndarray]) -> None:
-        """Carry transfer data rows (aligned with this dataset's order) in every item."""
-        for name, values in arrays.items():
+        """Carry transfer data rows (aligned with this dataset's order) in every item.
+
+        Data that records what it was computed on must come from this split
+        and these samples in this order (:mod:`nntransfer.transfer.provenance`).
+        """
+        for name, values in receive(split, arrays, self.labels).items():
             if name == "index":
                 raise TransferError(
                     f"Transfer data for split {split!r} has an array named 'index'; that "

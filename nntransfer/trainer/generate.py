@@ -5,7 +5,10 @@ logits, and maybe layer features, for every sample of every split.  Rows must
 follow the *dataset* order, whatever sampler the training loader uses:
 nnfabrik's example took logits from a shuffled loader and silently paired
 them with the wrong samples.  So each split's dataset is read in index order
-by a non-shuffled loader with the same collate_fn.
+by a non-shuffled loader with the same collate_fn.  Each split's data also
+records the split and a fingerprint of its targets in dataset order (see
+:mod:`nntransfer.transfer.provenance`), so that a receiving dataset refuses
+rows that belong to other samples.
 """
 
 import numpy as np
@@ -17,6 +20,7 @@ from nntransfer.trainer.devices import resolve_device, to_device
 from nntransfer.trainer.randomness import seed_everything
 from nntransfer.transfer.features import FeatureCapture, ordered_loader
 from nntransfer.transfer.model_outputs import split_output
+from nntransfer.transfer.provenance import record
 
 
 def generate_transfer_data(
@@ -36,7 +40,8 @@ def generate_transfer_data(
 
     ``output["transfer_data"] = {split: {"logits": (N, ...) array,
     "features.<layer>": array for each of ``layers``}}``, row ``i`` from
-    ``dataset[i]``.  ``score`` is the accuracy on ``score_split`` when the
+    ``dataset[i]``, plus the record of what they were computed on
+    (:mod:`nntransfer.transfer.provenance`).  ``score`` is the accuracy on ``score_split`` when the
     targets are class labels (else NaN); ``output["accuracy"]`` has it per split.
     Splits the dataloaders lack are skipped; naming none that exists is an error.
     """
@@ -56,16 +61,16 @@ def generate_transfer_data(
                 f"split {split!r} has one loader per data key ({sorted(loader)}); transfer data is "
                 "aligned with one dataset per split, so generate it for each data key separately."
             )
-        transfer_data[split], accuracy[split] = _run_split(model, loader, list(layers), batch_size, device)
+        transfer_data[split], accuracy[split] = _run_split(model, split, loader, list(layers), batch_size, device)
     score = accuracy.get(score_split)
     output = {"transfer_data": transfer_data, "accuracy": accuracy}
     model_state = {name: value.detach().cpu().clone() for name, value in model.state_dict().items()}
     return (float("nan") if score is None else score), output, model_state
 
 
-def _run_split(model, loader, layers, batch_size, device):
+def _run_split(model, split, loader, layers, batch_size, device):
     ordered = ordered_loader(loader, batch_size)
-    logits, features = [], {name: [] for name in layers}
+    logits, features, all_targets = [], {name: [] for name in layers}, []
     correct, labelled = 0, 0
     was_training = model.training
     capture = FeatureCapture(model, layers, detach=True) if layers else None
@@ -74,6 +79,7 @@ def _run_split(model, loader, layers, batch_size, device):
         with torch.no_grad():
             for batch in ordered:
                 inputs, targets, _ = unpack(batch)
+                all_targets.append(targets)
                 inputs = to_device(inputs, device)
                 if capture is not None:
                     capture.clear()
@@ -103,6 +109,8 @@ def _run_split(model, loader, layers, batch_size, device):
                 f"{name} has {len(array)} rows but the dataset has {expected} samples; "
                 "the model must return one row per input sample."
             )
+    if all_targets and all(isinstance(targets, torch.Tensor) for targets in all_targets):
+        data.update(record(split, torch.cat(all_targets)))
     return data, (correct / labelled if labelled else None)
 
 
