@@ -15,7 +15,16 @@ guarantees, so the canonical form is pinned here:
 * ``1`` and ``1.0`` stay different (an int and a float), and ``True`` is not
   ``1``.  In a raw dict that is the caller's choice; typed config fields
   declared ``float`` store ints as floats, so there ``1`` and ``1.0`` hash the
-  same.
+  same;
+* numpy strings as the ``str`` they hold (``np.random.choice(["adam",
+  "sgd"])`` gives one);
+* a dict with a key that is not a string (``{0.08: 0.1, -1: 0.5}``, as
+  sinzlab's noise configs have) as the tagged object ``{"__items__": [[key,
+  value], ...]}``, its pairs sorted by the canonical JSON of the key: JSON
+  objects only have string keys, and writing ``1`` as ``"1"`` would make
+  ``1`` and ``"1"`` collide and give back the wrong key.  Keys may be
+  ``None``, bools, numbers, strings or tuples of these; they come back as
+  they were given.
 
 Anything else (sets, bytes, objects, tensors, numpy arrays) is refused: a
 config holds parameters, not data, and only JSON values can be stored,
@@ -23,11 +32,20 @@ compared and rebuilt from the database.
 
 The hash is BLAKE2b with a 16-byte digest (32 hex characters, the width of
 nnfabrik's md5 hashes); it is in every Python build, FIPS ones included.
+
+nnfabrik hashed differently (:func:`make_hash`: MD5 over the config as given,
+no completion with defaults).  A schema whose config tables choose
+``hashing = "nnfabrik"`` (the :mod:`nntransfer.nnfabrik` namespace does) keys
+its rows that way, so the hashes printed in nnfabrik's tutorials and the keys
+of an existing nnfabrik database stay valid.  :data:`HASHINGS` names the two
+choices.
 """
 
 import hashlib
 import json
 import math
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -35,6 +53,11 @@ from nntransfer.errors import ConfigError
 
 FLOAT_TAG = "__float__"
 """Key of the tagged object that stands for NaN, inf or -inf."""
+
+ITEMS_TAG = "__items__"
+"""Key of the tagged object that stands for a dict with keys that are not strings."""
+
+RESERVED_KEYS = (FLOAT_TAG, ITEMS_TAG)
 
 _SPECIAL_FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
@@ -46,6 +69,8 @@ def to_jsonable(obj, path="config"):
     """
     if obj is None or type(obj) in (bool, str, int):
         return obj
+    if isinstance(obj, np.str_):
+        return str(obj)
     if type(obj) is float:
         return _float_to_jsonable(obj)
     if isinstance(obj, np.bool_):
@@ -80,20 +105,45 @@ def _float_to_jsonable(value):
 
 
 def _dict_to_jsonable(obj, path):
+    if not all(type(key) is str or isinstance(key, np.str_) for key in obj):
+        return _items_to_jsonable(obj, path)
     converted = {}
     for key, value in obj.items():
-        if type(key) is not str:
+        key = str(key)
+        if key in RESERVED_KEYS:
             raise ConfigError(
-                f"{path} has the key {key!r} of type {type(key).__name__}. Use string "
-                "keys only: JSON turns other keys into strings, so 1 and '1' would collide."
-            )
-        if key == FLOAT_TAG:
-            raise ConfigError(
-                f"{path} uses the key {FLOAT_TAG!r}, which is reserved for writing NaN "
-                "and infinities. Rename that key."
+                f"{path} uses the key {key!r}, which is reserved for writing NaN, infinities "
+                "and dicts with keys that are not strings. Rename that key."
             )
         converted[key] = to_jsonable(value, f"{path}[{key!r}]")
     return converted
+
+
+def _items_to_jsonable(obj, path):
+    """``{ITEMS_TAG: [[key, value], ...]}`` in canonical key order (see the module docstring)."""
+    pairs = []
+    for key, value in obj.items():
+        where = f"{path}[{key!r}]"
+        pairs.append((_key_to_jsonable(key, where), to_jsonable(value, where)))
+    pairs.sort(key=lambda pair: json.dumps(pair[0], sort_keys=True, separators=(",", ":")))
+    return {ITEMS_TAG: [list(pair) for pair in pairs]}
+
+
+def _key_to_jsonable(key, path):
+    if isinstance(key, tuple):
+        return [_key_to_jsonable(item, path) for item in key]
+    if key is None or isinstance(key, (bool, int, float, str, np.generic)):
+        return to_jsonable(key, path)
+    raise ConfigError(
+        f"{path}: the dict key {key!r} is of type {type(key).__name__}; keys may be None, bools, "
+        "numbers, strings or tuples of these."
+    )
+
+
+def _key_from_jsonable(key):
+    if type(key) is list:
+        return tuple(_key_from_jsonable(item) for item in key)
+    return from_jsonable(key)
 
 
 def from_jsonable(obj):
@@ -101,6 +151,8 @@ def from_jsonable(obj):
     if type(obj) is dict:
         if set(obj) == {FLOAT_TAG} and obj[FLOAT_TAG] in _SPECIAL_FLOATS:
             return _SPECIAL_FLOATS[obj[FLOAT_TAG]]
+        if set(obj) == {ITEMS_TAG} and type(obj[ITEMS_TAG]) is list:
+            return {_key_from_jsonable(key): from_jsonable(value) for key, value in obj[ITEMS_TAG]}
         return {key: from_jsonable(value) for key, value in obj.items()}
     if type(obj) is list:
         return [from_jsonable(item) for item in obj]
@@ -131,3 +183,60 @@ def config_hash(config):
             "Pass config.to_dict() for a Config object."
         )
     return digest(canonical_json(config))
+
+
+HASHINGS = ("canonical", "nnfabrik")
+"""How a schema keys its config rows: ``"canonical"`` (:func:`config_hash` of the
+config completed with the function's defaults, the default) or ``"nnfabrik"``
+(:func:`make_hash` of the config as given, as nnfabrik did)."""
+
+
+def make_hash(obj) -> str:
+    """nnfabrik's hash of a (nested) value: the MD5 of a traversal, as 32 hex characters.
+
+    A string contributes its UTF-8 bytes; a mapping its keys in the order of
+    ``str(key)`` (an ``OrderedDict`` in its own order), each key as
+    ``str(key)`` followed by the hash of its value; any other iterable the
+    hashes of its items; anything else ``str(value)``.  So key order does not
+    matter, a tuple and a list with the same items are equal, and ``1`` and
+    ``1.0`` differ.  Kept bit for bit, so keys written by nnfabrik are found.
+    """
+    md5 = hashlib.md5(usedforsecurity=False)
+    if isinstance(obj, str):
+        md5.update(obj.encode())
+    elif isinstance(obj, Mapping):
+        keys = obj if isinstance(obj, OrderedDict) else sorted(obj, key=str)
+        for key in keys:
+            md5.update(str(key).encode())
+            md5.update(make_hash(obj[key]).encode())
+    elif isinstance(obj, Iterable):
+        for item in obj:
+            md5.update(make_hash(item).encode())
+    else:
+        md5.update(str(obj).encode())
+    return md5.hexdigest()
+
+
+def nnfabrik_config(config):
+    """``config`` with numpy values as the plain values they print as; :func:`make_hash` is unchanged.
+
+    nnfabrik hashed what it was given, numpy scalars included, and
+    :func:`make_hash` sees their ``str``: ``np.float32(0.1)`` hashes as
+    ``"0.1"``.  Storing ``float(np.float32(0.1))`` (0.10000000149011612) would
+    give a row whose config no longer hashes to its key, so a numpy float
+    becomes the float of its printed form and every other numpy scalar its
+    Python value.
+    """
+    if isinstance(config, np.str_):
+        return str(config)
+    if isinstance(config, np.bool_):
+        return bool(config)
+    if isinstance(config, np.integer):
+        return int(config)
+    if isinstance(config, np.floating):
+        return float(str(config))
+    if isinstance(config, Mapping):
+        return {nnfabrik_config(key): nnfabrik_config(value) for key, value in config.items()}
+    if isinstance(config, (list, tuple)):
+        return type(config)(nnfabrik_config(item) for item in config)
+    return config

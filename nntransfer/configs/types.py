@@ -126,6 +126,8 @@ def _coerce_float(value, path, strict):
 def _coerce_str(value, path, strict):
     if type(value) is str:
         return value
+    if not strict and isinstance(value, np.str_):
+        return str(value)
     raise _Mismatch(path, value)
 
 
@@ -159,10 +161,13 @@ def _coerce_tuple(value, args, path, strict):
 def _coerce_dict(value, args, path, strict):
     if type(value) is not dict:
         raise _Mismatch(path, value)
+    key_type = args[0] if len(args) == 2 else typing.Any
     value_type = args[1] if len(args) == 2 else typing.Any
     converted = {}
     for key, item in value.items():
-        if type(key) is not str:
+        if key_type is str and type(key) is not str:
             raise _Mismatch(path, value)
+        # any other key type must survive the JSON round trip (see nntransfer.hashing)
+        key = key if type(key) is str else from_jsonable(to_jsonable({key: None}, path)).popitem()[0]
         converted[key] = _coerce(item, value_type, f"{path}[{key!r}]", strict)
     return converted

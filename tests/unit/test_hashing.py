@@ -113,9 +113,11 @@ def test_tensor_is_refused():
         config_hash({"w": torch.zeros(2)})
 
 
-def test_non_string_keys_are_refused():
-    with pytest.raises(ConfigError, match="string keys"):
-        canonical_json({1: "a"})
+def test_non_string_keys_are_tagged_so_1_and_the_string_1_stay_apart():
+    assert canonical_json({1: "a"}) == '{"__items__":[[1,"a"]]}'
+    assert canonical_json({1: "a"}) != canonical_json({"1": "a"})
+    with pytest.raises(ConfigError, match="dict key"):
+        canonical_json({frozenset(): 1})
 
 
 def test_reserved_float_tag_key_is_refused():
