@@ -1,11 +1,11 @@
-"""Overhead of the Trainer against a hand-written PyTorch loop.
+"""Overhead of nntransfer's main loop (nntransfer.trainer.Loop) against a hand-written PyTorch loop.
 
 Same MLP, same in-memory batches, same optimizer and epochs through
 
   a) a hand-written loop (train + validation each epoch, loss and accuracy
      summed as tensors and read once per epoch),
-  b) Trainer with no optional modules,
-  c) Trainer with early stopping, checkpointing every epoch to a local folder,
+  b) Loop with no optional modules,
+  c) Loop with early stopping, checkpointing every epoch to a local folder,
      progress (log line, no bar) and the history tracking it always does.
 
 Variants run interleaved, several repetitions, medians compared.  Peak memory
@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from nntransfer.trainer.loop import Trainer
+from nntransfer.trainer.loop import Loop
 
 FEATURES, HIDDEN, CLASSES = 128, 256, 10
 
@@ -78,21 +78,21 @@ def hand_loop(loaders, epochs):
     return history
 
 
-def trainer_plain(loaders, epochs):
-    return Trainer(make_model(), loaders, epochs=epochs, lr=1e-3, device="cpu").fit()
+def loop_plain(loaders, epochs):
+    return Loop(make_model(), loaders, epochs=epochs, lr=1e-3, device="cpu").fit()
 
 
-def trainer_with_modules(loaders, epochs):
+def loop_with_modules(loaders, epochs):
     with tempfile.TemporaryDirectory() as folder:
         modules = {
             "early_stopping": {"patience": 50},
             "checkpointing": {"every": 1, "folder": folder},
             "progress": {"bar": False},
         }
-        return Trainer(make_model(), loaders, epochs=epochs, lr=1e-3, device="cpu", modules=modules).fit()
+        return Loop(make_model(), loaders, epochs=epochs, lr=1e-3, device="cpu", modules=modules).fit()
 
 
-VARIANTS = {"a_hand": hand_loop, "b_trainer": trainer_plain, "c_modules": trainer_with_modules}
+VARIANTS = {"a_hand": hand_loop, "b_loop": loop_plain, "c_modules": loop_with_modules}
 
 
 def peak_rss_mib(variant, epochs, batch_size, threads):

@@ -7,7 +7,7 @@ modules do) does not pull in the loop and its entry points.
 from importlib import import_module
 
 _LAZY = {
-    "Trainer": "nntransfer.trainer.loop",
+    "Loop": "nntransfer.trainer.loop",
     "State": "nntransfer.trainer.state",
     "Event": "nntransfer.trainer.events",
     "MainLoopModule": "nntransfer.trainer.module",

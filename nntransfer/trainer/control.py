@@ -35,7 +35,7 @@ names the module, the hook and the exception, instead of letting it escape
 table it enforces.
 
 The evaluation phases (validation in a training epoch, and
-the loop's ``evaluate``, e.g. the final test evaluation) fire only
+``Loop.evaluate``, e.g. the final test evaluation) fire only
 ``pre_forward`` and ``post_forward``, and the same table holds there:
 ``SkipBatch`` leaves the batch out of that phase's metrics; ``StopEpoch``
 stops reading that phase's loader, and its metrics cover the batches read so

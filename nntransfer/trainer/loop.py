@@ -75,8 +75,12 @@ class _Tally:
         return values
 
 
-class Trainer:
+class Loop:
     """Train ``model`` on ``loaders`` with the given main-loop modules.
+
+    The class is called ``Loop``, not ``Trainer``: ``Trainer`` is the table
+    of trainer configs, and a trainer function such as
+    :func:`~nntransfer.trainer.standard.standard_trainer` runs a Loop.
 
     ``loaders`` maps split -> DataLoader or dict of DataLoaders keyed by task.
     ``modules`` is a mapping ``name -> options`` (see
@@ -208,12 +212,12 @@ class Trainer:
         for module in self.modules:
             if module.name == name:
                 return module
-        raise ConfigError(f"no main-loop module {name!r} in this trainer; it has {[m.name for m in self.modules]}.")
+        raise ConfigError(f"no main-loop module {name!r} in this loop; it has {[m.name for m in self.modules]}.")
 
     def fit(self) -> dict:
         """Train for the configured epochs (or until a module stops it); return the history."""
         if self._fitted:
-            raise TrainingError("this Trainer has already run; build a new one to train again.")
+            raise TrainingError("this Loop has already run; build a new one to train again.")
         self._fitted = True
         state = self.state
         try:

@@ -55,10 +55,40 @@ class MainLoopModule:
 
     Subclasses set ``name`` (the key under which their state is checkpointed,
     also the registry name of built-in modules) and ``order``.
+
+    Three more class-level declarations let a trainer config that names the
+    module be checked when it is made, before it is hashed or stored,
+    without constructing the module (see :mod:`nntransfer.trainer.options`):
+    ``added_metrics``, ``metric_options`` and :meth:`check_options`.  The
+    option names themselves are checked against the constructor's signature.
     """
 
     name: str = "module"
     order: int = 500
+
+    added_metrics: tuple[str, ...] = ()
+    """Metrics the module adds to each epoch's metrics, named without the split
+    (``"grad_norm"`` for ``train.grad_norm``); ``*`` stands for a part its
+    options decide (``"repr.*"``: layer and statistic).  ``score_metric`` and
+    the ``metric_options`` of other modules may name them as
+    ``"<split>.<name>"``; a metric no configured module declares is refused."""
+
+    metric_options: tuple[str, ...] = ()
+    """Options whose value names a per-epoch metric (early stopping's
+    ``objective``); the config check refuses a metric the run cannot measure."""
+
+    @classmethod
+    def check_options(cls, options: dict) -> None:
+        """Refuse options that cannot work, with a ConfigError; the base accepts all.
+
+        ``options`` are the constructor's keyword arguments with its defaults
+        filled in.  Only cheap checks belong here, the kind that needs no
+        model, data or run: enumerated choices (a schedule's ``kind``), the
+        direction of an objective.  The config check calls it without
+        constructing the module; the constructor of a module that overrides
+        it calls it too (or the same helper), so a config and code that
+        constructs the module get a bad value reported in the same words.
+        """
 
     @classmethod
     def default_instance(cls, state):

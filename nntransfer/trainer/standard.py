@@ -7,7 +7,7 @@ trainer config class is derived from this signature.
 import torch
 
 from nntransfer.errors import TrainingError
-from nntransfer.trainer.loop import Trainer
+from nntransfer.trainer.loop import Loop
 
 
 def standard_trainer(
@@ -57,7 +57,7 @@ def standard_trainer(
             f"final_splits names {missing}, but the dataloaders have {sorted(dataloaders)}; "
             "change final_splits."
         )
-    trainer = Trainer(
+    loop = Loop(
         model,
         dataloaders,
         epochs=epochs,
@@ -76,16 +76,16 @@ def standard_trainer(
         pass_data_key=pass_data_key,
         cb=cb,
     )
-    history = trainer.fit()
+    history = loop.fit()
     final = {}
     for split in splits:
-        final.update(trainer.evaluate(split))
+        final.update(loop.evaluate(split))
     if score_metric not in final:
         raise TrainingError(
             f"score_metric {score_metric!r} was not measured; the final evaluation gave {sorted(final)}. "
             "Choose one of them (and list its split in final_splits)."
         )
-    state = trainer.state
+    state = loop.state
     output = {
         "history": history,
         "final": final,

@@ -16,6 +16,7 @@ those are.
 
 from nntransfer.errors import ConfigError
 from nntransfer.resolve import did_you_mean, import_dotted
+from nntransfer.trainer.keywords import check_module_options
 from nntransfer.trainer.module import MainLoopModule
 
 REGISTRY = {
@@ -86,9 +87,8 @@ def build_modules(spec) -> list:
             modules.append(item)
             continue
         name, options = (item, None) if isinstance(item, str) else item
-        if options is not None and not isinstance(options, dict):
-            raise ConfigError(f"options of main-loop module {name!r} must be a dict, got {options!r}.")
         cls = resolve_module(name)
+        check_module_options(name, cls, options)
         try:
             modules.append(cls(**(options or {})))
         except TypeError as error:

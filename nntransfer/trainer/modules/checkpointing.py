@@ -44,6 +44,12 @@ AUTO_INTERVAL = 30.0
 class Checkpointing(MainLoopModule):
     name = "checkpointing"
     order = 1000
+    metric_options = ("objective",)
+
+    @classmethod
+    def check_options(cls, options):
+        """The objective's direction must be known: given as ``maximize``, or read from the metric's name."""
+        resolve_maximize(cls.name, options["objective"], options["maximize"])
 
     @classmethod
     def default_instance(cls, state):

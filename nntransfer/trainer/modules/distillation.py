@@ -74,6 +74,7 @@ class KnowledgeDistillation(MainLoopModule):
 
     name = "distillation"
     order = 200
+    added_metrics = ("distillation_loss",)
 
     def __init__(
         self,

@@ -24,6 +24,12 @@ log = logging.getLogger(__name__)
 class EarlyStopping(MainLoopModule):
     name = "early_stopping"
     order = 600
+    metric_options = ("objective",)
+
+    @classmethod
+    def check_options(cls, options):
+        """The objective's direction must be known: given as ``maximize``, or read from the metric's name."""
+        resolve_maximize(cls.name, options["objective"], options["maximize"])
 
     def __init__(
         self,

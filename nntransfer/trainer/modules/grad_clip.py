@@ -16,6 +16,7 @@ from nntransfer.trainer.module import MainLoopModule
 class GradClip(MainLoopModule):
     name = "grad_clip"
     order = 300
+    added_metrics = ("grad_norm",)
 
     def __init__(self, max_norm: float | None = None, max_value: float | None = None, norm_type: float = 2.0):
         if (max_norm is None) == (max_value is None):

@@ -10,6 +10,8 @@ epoch; ``plateau`` steps on ``monitor`` and only in epochs that measured it.
 from torch.optim import lr_scheduler
 
 from nntransfer.errors import ConfigError
+from nntransfer.resolve import did_you_mean
+from nntransfer.trainer.keywords import check_keywords
 from nntransfer.trainer.module import MainLoopModule
 
 KINDS = {
@@ -23,14 +25,24 @@ KINDS = {
 class LRSchedule(MainLoopModule):
     name = "lr_schedule"
     order = 400
+    metric_options = ("monitor",)
 
-    def __init__(self, kind: str = "step", monitor: str = "validation.loss", **options):
+    @classmethod
+    def check_options(cls, options):
+        """``kind`` must name a schedule, and the options after ``kind`` and ``monitor`` must be its scheduler's."""
+        kind = options["kind"]
         if kind not in KINDS:
-            raise ConfigError(f"lr_schedule: unknown kind {kind!r}; known: {', '.join(KINDS)}.")
+            raise ConfigError(f"lr_schedule: unknown kind {kind!r};{did_you_mean(kind, KINDS)} known: {', '.join(KINDS)}.")
         if kind == "step" and "step_size" not in options:
             raise ConfigError("lr_schedule: kind 'step' needs step_size (epochs between decays).")
         if kind == "multistep" and "milestones" not in options:
             raise ConfigError("lr_schedule: kind 'multistep' needs milestones (a list of epochs).")
+        scheduler_options = {name: value for name, value in options.items() if name not in ("kind", "monitor")}
+        # not required=True: the cosine kind's T_max has no default in torch, start() fills it in
+        check_keywords(f"lr_schedule kind {kind!r}", KINDS[kind], scheduler_options, positional=1, required=False)
+
+    def __init__(self, kind: str = "step", monitor: str = "validation.loss", **options):
+        self.check_options({"kind": kind, "monitor": monitor, **options})
         self.kind = kind
         self.monitor = monitor
         self.options = options

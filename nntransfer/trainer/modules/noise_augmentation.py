@@ -66,6 +66,7 @@ class NoiseAugmentation(MainLoopModule):
 
     name = "noise_augmentation"
     order = 100
+    added_metrics = ("noise_std",)
 
     def __init__(
         self,

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from nntransfer.errors import ConfigError, ModuleRequirementError, TrainingError
+from nntransfer.resolve import did_you_mean
 from nntransfer.trainer.modules.layer_capture import LayerCaptureModule, check_phases
 from nntransfer.trainer.signatures import accepts_data_key
 
@@ -45,7 +46,18 @@ class RepresentationMatching(LayerCaptureModule):
 
     name = "representation_matching"
     order = 210
+    added_metrics = ("representation_matching_loss",)
     detach = False  # the noisy representation carries the gradient of the matching term
+
+    @classmethod
+    def check_options(cls, options):
+        """``distance`` must name one of :data:`DISTANCES`."""
+        distance = options["distance"]
+        if distance not in DISTANCES:
+            raise ConfigError(
+                f"representation_matching: unknown distance {distance!r};{did_you_mean(distance, DISTANCES)} "
+                f"choose from {sorted(DISTANCES)}"
+            )
 
     def __init__(
         self,
@@ -58,10 +70,8 @@ class RepresentationMatching(LayerCaptureModule):
     ):
         if not isinstance(layer, str) or not layer:
             raise ConfigError(f"representation_matching: layer must be a module name, got {layer!r}")
-        if distance not in DISTANCES:
-            raise ConfigError(
-                f"representation_matching: unknown distance {distance!r}; choose from {sorted(DISTANCES)}"
-            )
+        self.check_options(dict(layer=layer, distance=distance, weight=weight, phases=phases,
+                                clean_key=clean_key, detach_clean=detach_clean))
         if not isinstance(weight, (int, float)) or weight < 0:
             raise ConfigError(f"representation_matching: weight must be a number >= 0, got {weight!r}")
         phases = check_phases("representation_matching", phases)

@@ -12,6 +12,7 @@ device synchronisation per batch.
 import torch
 
 from nntransfer.errors import ConfigError
+from nntransfer.resolve import did_you_mean
 from nntransfer.trainer.modules.layer_capture import LayerCaptureModule, check_phases
 
 
@@ -38,6 +39,19 @@ class RepresentationMonitor(LayerCaptureModule):
 
     name = "representation_monitor"
     order = 150
+    added_metrics = ("repr.*",)
+
+    @classmethod
+    def check_options(cls, options):
+        """Every one of ``statistics`` must name one of :data:`STATISTICS`."""
+        statistics = options["statistics"]
+        statistics = [statistics] if isinstance(statistics, str) else list(statistics)
+        unknown = [s for s in statistics if s not in STATISTICS]
+        if unknown or not statistics:
+            hint = did_you_mean(unknown[0], STATISTICS) if unknown else ""
+            raise ConfigError(
+                f"representation_monitor: unknown statistics {unknown};{hint} choose from {sorted(STATISTICS)}"
+            )
 
     def __init__(
         self,
@@ -49,12 +63,9 @@ class RepresentationMonitor(LayerCaptureModule):
         layers = [layers] if isinstance(layers, str) else list(layers)
         if not layers or not all(isinstance(name, str) and name for name in layers):
             raise ConfigError(f"representation_monitor: layers must be module names, got {layers!r}")
+        self.check_options(dict(layers=layers, statistics=statistics, phases=phases,
+                                sparsity_threshold=sparsity_threshold))
         statistics = [statistics] if isinstance(statistics, str) else list(statistics)
-        unknown = [s for s in statistics if s not in STATISTICS]
-        if unknown or not statistics:
-            raise ConfigError(
-                f"representation_monitor: unknown statistics {unknown}; choose from {sorted(STATISTICS)}"
-            )
         phases = check_phases("representation_monitor", phases)
         if not isinstance(sparsity_threshold, (int, float)) or sparsity_threshold < 0:
             raise ConfigError(

@@ -3,7 +3,7 @@ import torch
 
 from nntransfer.errors import ModuleRequirementError, TrainingError
 from nntransfer.trainer.checkpoints import LocalCheckpointStore, MemoryCheckpointStore
-from nntransfer.trainer.loop import Trainer
+from nntransfer.trainer.loop import Loop
 from nntransfer.trainer.module import MainLoopModule
 from nntransfer.trainer.modules.checkpointing import Checkpointing
 
@@ -56,8 +56,8 @@ class Callback:
 
 
 def run(make_model, make_loaders, epochs, cb=None, modules=None):
-    trainer = Trainer(make_model(seed=1, dropout=0.3), make_loaders(), epochs=epochs, seed=7, lr=0.01,
-                      device="cpu", modules=dict(modules or MODULES), cb=cb)
+    trainer = Loop(make_model(seed=1, dropout=0.3), make_loaders(), epochs=epochs, seed=7, lr=0.01,
+                   device="cpu", modules=dict(modules or MODULES), cb=cb)
     trainer.fit()
     return trainer
 
@@ -142,8 +142,8 @@ def test_resume_restores_the_data_pipelines_own_generators():
 
     def train(epochs, cb=None):
         data = loaders()
-        trainer = Trainer(mlp_model_fn(data, 0, hidden_sizes=[16]), data, epochs=epochs, lr=1e-2, seed=0, cb=cb,
-                          modules={"checkpointing": {}} if cb else None)
+        trainer = Loop(mlp_model_fn(data, 0, hidden_sizes=[16]), data, epochs=epochs, lr=1e-2, seed=0, cb=cb,
+                       modules={"checkpointing": {}} if cb else None)
         trainer.fit()
         return trainer
 
@@ -194,14 +194,14 @@ def test_a_configured_checkpointing_without_a_store_writes_to_the_callbacks(make
 
 def test_a_store_of_its_own_wins_over_the_callbacks(make_model, make_loaders):
     own, cb = MemoryCheckpointStore(), Callback(MemoryCheckpointStore())
-    trainer = Trainer(make_model(), make_loaders(), epochs=1, device="cpu", cb=cb, modules=[Checkpointing(store=own)])
+    trainer = Loop(make_model(), make_loaders(), epochs=1, device="cpu", cb=cb, modules=[Checkpointing(store=own)])
     trainer.fit()
     assert [module.name for module in trainer.modules] == ["checkpointing"]
     assert own.list() and not cb.checkpoint_store.list()
 
 
 def test_no_checkpointing_joins_without_a_store(make_model, make_loaders):
-    trainer = Trainer(make_model(), make_loaders(), epochs=1, device="cpu", cb=lambda: None)
+    trainer = Loop(make_model(), make_loaders(), epochs=1, device="cpu", cb=lambda: None)
     assert trainer.state.checkpoint_store is None and trainer.modules == []
 
 
@@ -218,9 +218,9 @@ def test_any_registered_module_may_offer_a_default_instance(make_model, make_loa
     from nntransfer.trainer.modules import REGISTRY
 
     monkeypatch.setitem(REGISTRY, "always_on", f"{__name__}.AlwaysOn")
-    assert [m.name for m in Trainer(make_model(), make_loaders(), epochs=1, device="cpu").modules] == ["always_on"]
+    assert [m.name for m in Loop(make_model(), make_loaders(), epochs=1, device="cpu").modules] == ["always_on"]
     named = AlwaysOn()
-    assert Trainer(make_model(), make_loaders(), epochs=1, device="cpu", modules=[named]).modules == [named]
+    assert Loop(make_model(), make_loaders(), epochs=1, device="cpu", modules=[named]).modules == [named]
 
 
 class NanFirstObjective(MainLoopModule):
@@ -235,8 +235,8 @@ class NanFirstObjective(MainLoopModule):
 
 def test_a_nan_first_objective_does_not_block_later_best_checkpoints(make_model, make_loaders):
     store = MemoryCheckpointStore()
-    trainer = Trainer(make_model(), make_loaders(), epochs=3, device="cpu",
-                      modules=[NanFirstObjective(), Checkpointing(store=store)])
+    trainer = Loop(make_model(), make_loaders(), epochs=3, device="cpu",
+                   modules=[NanFirstObjective(), Checkpointing(store=store)])
     trainer.fit()
     assert {entry["tag"]: entry["epoch"] for entry in store.list()}["best"] == 3
     assert trainer.module("checkpointing").best == pytest.approx(1 / 3)

@@ -6,7 +6,7 @@ from torch.nn.functional import cross_entropy
 
 from nntransfer.errors import TrainingError
 from nntransfer.trainer.control import ALLOWED, LoopControl, SkipBatch, SkipOptimizerStep, StopEpoch, StopTraining
-from nntransfer.trainer.loop import Trainer
+from nntransfer.trainer.loop import Loop
 from nntransfer.trainer.module import MainLoopModule
 
 HOOKS = (
@@ -84,14 +84,14 @@ def test_the_enforced_table_is_the_documented_one():
 
 @pytest.mark.parametrize("hook, control", FORBIDDEN, ids=[f"{hook}-{control.__name__}" for hook, control in FORBIDDEN])
 def test_a_control_exception_where_the_table_forbids_it_is_a_training_error(model, loaders, hook, control):
-    trainer = Trainer(model, loaders, epochs=1, device="cpu", modules=[RaiseFrom(hook, control)])
+    trainer = Loop(model, loaders, epochs=1, device="cpu", modules=[RaiseFrom(hook, control)])
     with pytest.raises(TrainingError, match=rf"module 'raise_from' raised {control.__name__} from {hook}[ ,]") as caught:
         trainer.fit()
     assert isinstance(caught.value.__cause__, control)
 
 
 def test_the_bare_base_class_is_refused_and_the_message_lists_what_is_allowed(model, loaders):
-    trainer = Trainer(model, loaders, epochs=1, device="cpu", modules=[RaiseFrom("post_backward", LoopControl)])
+    trainer = Loop(model, loaders, epochs=1, device="cpu", modules=[RaiseFrom("post_backward", LoopControl)])
     with pytest.raises(TrainingError, match="allowed there: SkipBatch, SkipOptimizerStep, StopEpoch, StopTraining"):
         trainer.fit()
 
@@ -99,7 +99,7 @@ def test_the_bare_base_class_is_refused_and_the_message_lists_what_is_allowed(mo
 @pytest.mark.parametrize("hook", ["pre_forward", "post_forward"])
 @pytest.mark.parametrize("phase", ["validation", "test"])
 def test_skip_optimizer_step_is_refused_in_an_evaluation_phase(model, loaders, hook, phase):
-    trainer = Trainer(model, loaders, epochs=1, device="cpu", modules=[RaiseFrom(hook, SkipOptimizerStep, phase)])
+    trainer = Loop(model, loaders, epochs=1, device="cpu", modules=[RaiseFrom(hook, SkipOptimizerStep, phase)])
     with pytest.raises(TrainingError, match=rf"SkipOptimizerStep from {hook} in the {phase} phase"):
         trainer.fit()
         trainer.evaluate(phase)
@@ -113,13 +113,13 @@ def validation_loss(model, loaders, rows):
 
 def test_skip_batch_in_validation_leaves_the_batch_out_of_its_metrics(model, loaders):
     skip_first = RaiseFrom("pre_forward", SkipBatch, "validation", when=lambda state: state.batch_index == 0)
-    history = Trainer(model, loaders, epochs=1, device="cpu", modules=[skip_first]).fit()
+    history = Loop(model, loaders, epochs=1, device="cpu", modules=[skip_first]).fit()
     assert history["validation.loss"][0] == pytest.approx(validation_loss(model, loaders, slice(16, None)), rel=1e-5)
 
 
 def test_stop_epoch_in_validation_keeps_the_batches_read_so_far(model, loaders):
     stop_second = RaiseFrom("post_forward", StopEpoch, "validation", when=lambda state: state.batch_index == 1)
-    trainer = Trainer(model, loaders, epochs=2, device="cpu", modules=[stop_second])
+    trainer = Loop(model, loaders, epochs=2, device="cpu", modules=[stop_second])
     history = trainer.fit()
     assert history["epoch"] == [1, 2]
     assert history["validation.loss"][1] == pytest.approx(validation_loss(model, loaders, slice(0, 16)), rel=1e-5)
@@ -127,7 +127,7 @@ def test_stop_epoch_in_validation_keeps_the_batches_read_so_far(model, loaders):
 
 def test_stop_training_in_validation_ends_training_after_that_epoch(model, loaders):
     stop = RaiseFrom("pre_forward", StopTraining, "validation")
-    trainer = Trainer(model, loaders, epochs=3, device="cpu", modules=[stop])
+    trainer = Loop(model, loaders, epochs=3, device="cpu", modules=[stop])
     history = trainer.fit()
     assert history["epoch"] == [1] and stop.epochs_closed == [1]
     assert "validation.loss" not in history  # stopped before its first batch counted
@@ -136,7 +136,7 @@ def test_stop_training_in_validation_ends_training_after_that_epoch(model, loade
 
 def test_stop_training_in_an_evaluation_outside_fit_only_ends_that_evaluation(model, loaders):
     stop_second = RaiseFrom("post_forward", StopTraining, "test", when=lambda state: state.batch_index == 1)
-    trainer = Trainer(model, loaders, epochs=2, device="cpu", modules=[stop_second])
+    trainer = Loop(model, loaders, epochs=2, device="cpu", modules=[stop_second])
     before = trainer.evaluate("test")
     assert set(before) == {"test.loss", "test.accuracy"} and not trainer.state.stop_requested
     assert trainer.fit()["epoch"] == [1, 2]
@@ -144,7 +144,7 @@ def test_stop_training_in_an_evaluation_outside_fit_only_ends_that_evaluation(mo
 
 def test_stop_epoch_from_post_optimizer_ends_the_epoch_after_that_step(model, loaders):
     stop_first = RaiseFrom("post_optimizer", StopEpoch, when=lambda state: state.optimizer_steps == 1)
-    trainer = Trainer(model, loaders, epochs=2, device="cpu", modules=[stop_first])
+    trainer = Loop(model, loaders, epochs=2, device="cpu", modules=[stop_first])
     history = trainer.fit()
     assert trainer.state.optimizer_steps == 1 + 6
     assert None not in history["validation.loss"]
@@ -165,5 +165,5 @@ def test_control_from_the_step_after_a_loader_without_length_ended(model, loader
     """6 batches, a step every 4: the second step comes after the loader ran out."""
     loaders = {"train": NoLength(loaders["train"]), "validation": loaders["validation"]}
     raiser = RaiseFrom("post_optimizer", control, when=lambda state: state.optimizer_steps == 2)
-    trainer = Trainer(model, loaders, epochs=2, device="cpu", accumulation_steps=4, modules=[raiser])
+    trainer = Loop(model, loaders, epochs=2, device="cpu", accumulation_steps=4, modules=[raiser])
     assert trainer.fit()["epoch"] == epochs_run

@@ -5,7 +5,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from nntransfer.errors import ConfigError, ModuleRequirementError, TrainingError
-from nntransfer.trainer.loop import Trainer
+from nntransfer.trainer.loop import Loop
 from nntransfer.trainer.modules.distillation import (
     KnowledgeDistillation,
     distillation_loss,
@@ -58,7 +58,7 @@ def test_student_learns_teacher_logits_from_batches():
     with torch.no_grad():
         logits = teacher(x) * 3
     loader = DataLoader(WithLogits(x, y, logits), batch_size=16, shuffle=True)
-    trainer = Trainer(
+    trainer = Loop(
         student(), {"train": loader}, epochs=15, lr=0.05, device="cpu", seed=0,
         modules=[KnowledgeDistillation(temperature=2.0, alpha=1.0)],
     )
@@ -90,7 +90,7 @@ def test_frozen_teacher_model_is_used_and_not_trained():
     teacher.train()
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True)
-    trainer = Trainer(
+    trainer = Loop(
         student(), {"train": loader}, epochs=2, lr=0.05, device="cpu", seed=0,
         modules=[KnowledgeDistillation(teacher=teacher, alpha=0.5)],
     )
@@ -104,8 +104,8 @@ def test_frozen_teacher_model_is_used_and_not_trained():
 def test_setup_fails_without_logits_or_teacher():
     x, y = data()
     loader = DataLoader(TensorDataset(x, y), batch_size=16)
-    trainer = Trainer(student(), {"train": loader}, epochs=1, device="cpu",
-                      modules={"distillation": {"temperature": 2.0}})
+    trainer = Loop(student(), {"train": loader}, epochs=1, device="cpu",
+                   modules={"distillation": {"temperature": 2.0}})
     with pytest.raises(ModuleRequirementError, match="no teacher logits.*transfer_data"):
         trainer.fit()
 
@@ -113,8 +113,8 @@ def test_setup_fails_without_logits_or_teacher():
 def test_mismatched_classes_fail_clearly():
     x, y = data(16)
     loader = DataLoader(WithLogits(x, y, torch.randn(16, 10)), batch_size=8)
-    trainer = Trainer(student(), {"train": loader}, epochs=1, device="cpu",
-                      modules=[KnowledgeDistillation()])
+    trainer = Loop(student(), {"train": loader}, epochs=1, device="cpu",
+                   modules=[KnowledgeDistillation()])
     with pytest.raises(TrainingError, match=r"shape \(8, 10\).*\(8, 3\)"):
         trainer.fit()
 
@@ -145,14 +145,14 @@ def test_teacher_and_batch_logits_on_cuda():
     torch.manual_seed(7)
     teacher = nn.Linear(5, 3)
     loader = DataLoader(TensorDataset(x, y), batch_size=16)
-    history = Trainer(student(), {"train": loader}, epochs=1, device="cuda",
-                      modules=[KnowledgeDistillation(teacher=teacher)]).fit()
+    history = Loop(student(), {"train": loader}, epochs=1, device="cuda",
+                   modules=[KnowledgeDistillation(teacher=teacher)]).fit()
     assert next(teacher.parameters()).device.type == "cuda"
     with torch.no_grad():
         logits = teacher.cpu()(x)
     loader = DataLoader(WithLogits(x, y, logits), batch_size=16)
-    again = Trainer(student(), {"train": loader}, epochs=1, device="cuda",
-                    modules=[KnowledgeDistillation()]).fit()
+    again = Loop(student(), {"train": loader}, epochs=1, device="cuda",
+                 modules=[KnowledgeDistillation()]).fit()
     assert again["train.distillation_loss"][0] == pytest.approx(history["train.distillation_loss"][0], rel=1e-4)
 
 

@@ -4,7 +4,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from nntransfer.errors import ConfigError, ModuleRequirementError
-from nntransfer.trainer.loop import Trainer
+from nntransfer.trainer.loop import Loop
 from nntransfer.trainer.module import MainLoopModule
 from nntransfer.trainer.modules.finetuning import FineTuning
 from nntransfer.transfer.freezing import is_kept_in_eval
@@ -39,9 +39,9 @@ def snapshot(module):
 
 def run(epochs, modules, optimizer="adamw", **kw):
     model = Net()
-    trainer = Trainer(model, loaders(), epochs=epochs, lr=0.01, optimizer=optimizer,
-                      optimizer_options={"weight_decay": 0.1}, device="cpu", seed=0,
-                      modules=modules, **kw)
+    trainer = Loop(model, loaders(), epochs=epochs, lr=0.01, optimizer=optimizer,
+                   optimizer_options={"weight_decay": 0.1}, device="cpu", seed=0,
+                   modules=modules, **kw)
     return model, trainer
 
 
@@ -99,8 +99,8 @@ def test_batchnorm_without_affine_parameters_updates_its_statistics_after_unfree
     def train(epochs):
         model = Net()
         model.features[1] = nn.BatchNorm1d(8, affine=False)
-        Trainer(model, loaders(), epochs=epochs, lr=0.01, device="cpu", seed=0,
-                modules=[FineTuning(head="classifier", unfreeze_at_epoch=2)]).fit()
+        Loop(model, loaders(), epochs=epochs, lr=0.01, device="cpu", seed=0,
+             modules=[FineTuning(head="classifier", unfreeze_at_epoch=2)]).fit()
         return model.features[1]
 
     fresh = nn.BatchNorm1d(8, affine=False)

@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from nntransfer.errors import ConfigError, DataError, FunctionResolutionError, TrainingError
 from nntransfer.trainer.control import SkipBatch, SkipOptimizerStep, StopEpoch, StopTraining
 from nntransfer.trainer.events import Event
-from nntransfer.trainer.loop import Trainer
+from nntransfer.trainer.loop import Loop
 from nntransfer.trainer.module import MainLoopModule
 
 
@@ -57,7 +57,7 @@ def one_batch_loaders():
 
 def test_events_fire_in_loop_order(model):
     recorder = Recorder()
-    trainer = Trainer(model, one_batch_loaders(), epochs=1, modules=[recorder], device="cpu")
+    trainer = Loop(model, one_batch_loaders(), epochs=1, modules=[recorder], device="cpu")
     trainer.fit()
     trainer.evaluate("test")
     assert [call[0] for call in recorder.calls] == [
@@ -83,7 +83,7 @@ def test_only_overridden_events_are_dispatched(model, loaders):
         def post_epoch(self, state):
             pass
 
-    trainer = Trainer(model, loaders, epochs=1, modules=[OnlyEpochs()], device="cpu")
+    trainer = Loop(model, loaders, epochs=1, modules=[OnlyEpochs()], device="cpu")
     assert len(trainer.handlers["post_epoch"]) == 1
     assert all(not trainer.handlers[e.value] for e in Event if e is not Event.POST_EPOCH)
     table = trainer.describe()
@@ -98,13 +98,13 @@ def test_modules_run_by_order_then_given_order(model, loaders):
                                               "pre_epoch": lambda self, state: seen.append(label)})
         return cls()
 
-    Trainer(model, loaders, epochs=1, device="cpu",
-            modules=[module("late", 700), module("first_tie", 10), module("second_tie", 10)]).fit()
+    Loop(model, loaders, epochs=1, device="cpu",
+         modules=[module("late", 700), module("first_tie", 10), module("second_tie", 10)]).fit()
     assert seen == ["first_tie", "second_tie", "late"]
 
 
 def test_metrics_match_a_manual_computation(model, loaders):
-    trainer = Trainer(model, loaders, epochs=1, device="cpu", seed=0)
+    trainer = Loop(model, loaders, epochs=1, device="cpu", seed=0)
     trainer.fit()
     metrics = trainer.evaluate("validation")
     inputs, targets = loaders["validation"].dataset.tensors
@@ -115,7 +115,7 @@ def test_metrics_match_a_manual_computation(model, loaders):
 
 
 def test_history_is_aligned_and_validation_every_n(model, loaders):
-    history = Trainer(model, loaders, epochs=3, validate_every=2, device="cpu").fit()
+    history = Loop(model, loaders, epochs=3, validate_every=2, device="cpu").fit()
     assert history["epoch"] == [1, 2, 3]
     assert history["validation.loss"][0] is None and history["validation.loss"][1] is not None
     assert history["validation.loss"][2] is not None  # the last epoch is always validated
@@ -123,9 +123,9 @@ def test_history_is_aligned_and_validation_every_n(model, loaders):
 
 
 def test_same_seed_gives_same_run(make_model, make_loaders):
-    a = Trainer(make_model(dropout=0.3), make_loaders(), epochs=2, seed=5, device="cpu").fit()
-    b = Trainer(make_model(dropout=0.3), make_loaders(), epochs=2, seed=5, device="cpu").fit()
-    c = Trainer(make_model(dropout=0.3), make_loaders(), epochs=2, seed=6, device="cpu").fit()
+    a = Loop(make_model(dropout=0.3), make_loaders(), epochs=2, seed=5, device="cpu").fit()
+    b = Loop(make_model(dropout=0.3), make_loaders(), epochs=2, seed=5, device="cpu").fit()
+    c = Loop(make_model(dropout=0.3), make_loaders(), epochs=2, seed=6, device="cpu").fit()
     assert a == b
     assert a != c
 
@@ -170,7 +170,7 @@ def same(a, b):
 
 def test_skip_batch_skips_step_and_metrics(model, loaders):
     before = params_of(model)
-    trainer = Trainer(model, loaders, epochs=1, device="cpu", modules=[Raiser("post_backward", SkipBatch)])
+    trainer = Loop(model, loaders, epochs=1, device="cpu", modules=[Raiser("post_backward", SkipBatch)])
     history = trainer.fit()
     assert same(before, params_of(model))
     assert trainer.state.skipped_batches == 6 and trainer.state.optimizer_steps == 0
@@ -179,7 +179,7 @@ def test_skip_batch_skips_step_and_metrics(model, loaders):
 
 def test_skip_optimizer_step_keeps_weights_but_counts_metrics(model, loaders):
     before = params_of(model)
-    trainer = Trainer(model, loaders, epochs=1, device="cpu", modules=[Raiser("post_backward", SkipOptimizerStep)])
+    trainer = Loop(model, loaders, epochs=1, device="cpu", modules=[Raiser("post_backward", SkipOptimizerStep)])
     history = trainer.fit()
     assert same(before, params_of(model))
     assert trainer.state.skipped_steps == 6
@@ -196,7 +196,7 @@ def test_skip_optimizer_step_between_accumulated_batches_with_a_grad_scaler(mode
             if state.batch_index == 0:  # not a step batch: nothing was unscaled yet
                 raise SkipOptimizerStep
 
-    trainer = Trainer(model, loaders, epochs=1, device="cpu", accumulation_steps=2, modules=[SkipFirstBatch()])
+    trainer = Loop(model, loaders, epochs=1, device="cpu", accumulation_steps=2, modules=[SkipFirstBatch()])
     trainer.state.scaler = torch.amp.GradScaler("cpu")
     trainer.fit()
     assert (trainer.state.skipped_steps, trainer.state.optimizer_steps) == (1, 3)
@@ -204,7 +204,7 @@ def test_skip_optimizer_step_between_accumulated_batches_with_a_grad_scaler(mode
 
 def test_stop_epoch_ends_the_epoch_but_validation_runs(model, loaders):
     raiser = Raiser("pre_forward", StopEpoch, when=lambda state: state.batch_index == 2)
-    trainer = Trainer(model, loaders, epochs=2, device="cpu", modules=[raiser])
+    trainer = Loop(model, loaders, epochs=2, device="cpu", modules=[raiser])
     history = trainer.fit()
     assert trainer.state.optimizer_steps == 4  # two batches in each of two epochs
     assert history["epoch"] == [1, 2] and None not in history["validation.loss"]
@@ -212,7 +212,7 @@ def test_stop_epoch_ends_the_epoch_but_validation_runs(model, loaders):
 
 def test_stop_training_from_a_batch_event(model, loaders):
     raiser = Raiser("post_forward", StopTraining, when=lambda state: state.epoch == 2 and state.batch_index == 1)
-    trainer = Trainer(model, loaders, epochs=5, device="cpu", modules=[raiser])
+    trainer = Loop(model, loaders, epochs=5, device="cpu", modules=[raiser])
     history = trainer.fit()
     assert history["epoch"] == [1, 2]
     assert trainer.state.optimizer_steps == 6 + 1
@@ -222,7 +222,7 @@ def test_stop_training_from_post_epoch_lets_later_modules_run(model, loaders):
     after = Recorder()
     after.order = 900
     raiser = Raiser("post_epoch", StopTraining)
-    trainer = Trainer(model, loaders, epochs=5, device="cpu", modules=[raiser, after])
+    trainer = Loop(model, loaders, epochs=5, device="cpu", modules=[raiser, after])
     trainer.fit()
     assert trainer.state.epoch == 1
     assert [call[0] for call in after.calls].count("post_epoch") == 1
@@ -231,7 +231,7 @@ def test_stop_training_from_post_epoch_lets_later_modules_run(model, loaders):
 
 def test_stop_training_from_pre_epoch_runs_no_epoch(model, loaders):
     before = params_of(model)
-    trainer = Trainer(model, loaders, epochs=3, device="cpu", modules=[Raiser("pre_epoch", StopTraining)])
+    trainer = Loop(model, loaders, epochs=3, device="cpu", modules=[Raiser("pre_epoch", StopTraining)])
     history = trainer.fit()
     assert trainer.state.epoch == 0 and history == {}
     assert same(before, params_of(model))
@@ -247,11 +247,11 @@ class Poison(MainLoopModule):
 
 def test_nan_loss_raises_naming_epoch_and_batch(model, loaders):
     with pytest.raises(TrainingError, match=r"epoch 2, batch 3.*nan_policy='skip'"):
-        Trainer(model, loaders, epochs=3, device="cpu", modules=[Poison()]).fit()
+        Loop(model, loaders, epochs=3, device="cpu", modules=[Poison()]).fit()
 
 
 def test_nan_loss_skipped_when_asked(model, loaders):
-    trainer = Trainer(model, loaders, epochs=3, device="cpu", modules=[Poison()], nan_policy="skip")
+    trainer = Loop(model, loaders, epochs=3, device="cpu", modules=[Poison()], nan_policy="skip")
     history = trainer.fit()
     assert trainer.state.nonfinite_batches == 1 and trainer.state.skipped_batches == 1
     assert all(math.isfinite(value) for value in history["train.loss"])
@@ -272,26 +272,26 @@ def test_nan_loss_skipped_when_asked(model, loaders):
 )
 def test_bad_names_and_options_are_reported(model, loaders, options, match):
     with pytest.raises(ConfigError, match=match):
-        Trainer(model, loaders, epochs=1, device="cpu", **options).fit()
+        Loop(model, loaders, epochs=1, device="cpu", **options).fit()
 
 
 def test_dotted_paths_resolve_and_bad_paths_are_reported(model, loaders):
-    trainer = Trainer(model, loaders, epochs=1, device="cpu", optimizer="torch.optim.SGD",
-                      loss="torch.nn.functional.cross_entropy", loss_options={"label_smoothing": 0.1},
-                      optimizer_options={"momentum": 0.9})
+    trainer = Loop(model, loaders, epochs=1, device="cpu", optimizer="torch.optim.SGD",
+                   loss="torch.nn.functional.cross_entropy", loss_options={"label_smoothing": 0.1},
+                   optimizer_options={"momentum": 0.9})
     trainer.fit()
     assert isinstance(trainer.state.optimizer, torch.optim.SGD)
     assert trainer.state.optimizer.param_groups[0]["momentum"] == 0.9
     with pytest.raises(FunctionResolutionError, match="no attribute 'Nope'"):
-        Trainer(model, loaders, epochs=1, device="cpu", optimizer="torch.optim.Nope").fit()
+        Loop(model, loaders, epochs=1, device="cpu", optimizer="torch.optim.Nope").fit()
 
 
 def test_bad_batches_and_missing_train_loader(model):
     loader = DataLoader(TensorDataset(torch.randn(4, 8)), batch_size=2)
     with pytest.raises(DataError, match=r"\(inputs, targets\)"):
-        Trainer(model, {"train": loader}, epochs=1, device="cpu").fit()
+        Loop(model, {"train": loader}, epochs=1, device="cpu").fit()
     with pytest.raises(TrainingError, match="needs a 'train' loader"):
-        Trainer(model, {"test": loader}, epochs=1, device="cpu")
+        Loop(model, {"test": loader}, epochs=1, device="cpu")
 
 
 class TaskModel(torch.nn.Module):
@@ -311,7 +311,7 @@ def test_dict_of_loaders_is_interleaved_by_data_key(make_loaders):
     b["train"].dataset.tensors = (b["train"].dataset.tensors[0], b["train"].dataset.tensors[1] + 1)
     loaders = {split: {"a": a[split], "b": b[split]} for split in ("train", "validation")}
     model = TaskModel()
-    trainer = Trainer(model, loaders, epochs=1, device="cpu")
+    trainer = Loop(model, loaders, epochs=1, device="cpu")
     history = trainer.fit()
     assert model.keys[:4] == ["a", "b", "a", "a"]
     assert trainer.state.optimizer_steps == 4
@@ -336,22 +336,22 @@ def test_model_returning_extras_and_output(loaders):
             self.shapes.append(tuple(state.model_extras["hidden"].shape))
 
     seer = SeeExtras()
-    history = Trainer(WithExtras(), loaders, epochs=1, device="cpu", modules=[seer]).fit()
+    history = Loop(WithExtras(), loaders, epochs=1, device="cpu", modules=[seer]).fit()
     assert seer.shapes[0] == (16, 4)
     assert history["train.accuracy"][0] is not None
 
 
 def test_gradient_accumulation_steps(model, loaders):
-    trainer = Trainer(model, loaders, epochs=1, device="cpu", accumulation_steps=4)
+    trainer = Loop(model, loaders, epochs=1, device="cpu", accumulation_steps=4)
     trainer.fit()
     assert trainer.state.optimizer_steps == 2  # 6 batches: a step after 4 and after the last 2
 
 
 def test_callback_with_and_without_arguments(model, loaders):
     plain, seen = [], []
-    Trainer(model, loaders, epochs=2, device="cpu", cb=lambda: plain.append(1)).fit()
-    Trainer(model, loaders, epochs=2, device="cpu",
-            cb=lambda epoch, **rest: seen.append((epoch, "validation.loss" in rest["metrics"]))).fit()
+    Loop(model, loaders, epochs=2, device="cpu", cb=lambda: plain.append(1)).fit()
+    Loop(model, loaders, epochs=2, device="cpu",
+         cb=lambda epoch, **rest: seen.append((epoch, "validation.loss" in rest["metrics"]))).fit()
     assert plain == [1, 1]
     assert seen == [(1, True), (2, True)]
 
@@ -366,24 +366,24 @@ def test_log_and_accumulate_reach_history(model, loaders):
         def post_epoch(self, state):
             state.log("custom", state.epoch * 10)
 
-    history = Trainer(model, loaders, epochs=2, device="cpu", modules=[Logger()]).fit()
+    history = Loop(model, loaders, epochs=2, device="cpu", modules=[Logger()]).fit()
     assert history["custom"] == [10, 20]
     assert history["train.double_loss"][0] == pytest.approx(2 * history["train.loss"][0], rel=1e-5)
     assert history["validation.double_loss"][1] == pytest.approx(2 * history["validation.loss"][1], rel=1e-5)
 
 
 def test_bfloat16_autocast_on_cpu(model, loaders):
-    history = Trainer(model, loaders, epochs=1, device="cpu", amp="bf16").fit()
+    history = Loop(model, loaders, epochs=1, device="cpu", amp="bf16").fit()
     assert math.isfinite(history["train.loss"][0])
     with pytest.raises(ConfigError, match="needs a CUDA device"):
-        Trainer(model, loaders, epochs=1, device="cpu", amp="fp16")
+        Loop(model, loaders, epochs=1, device="cpu", amp="fp16")
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_fp16_amp_with_grad_clip(model, loaders):
-    trainer = Trainer(model, loaders, epochs=2, device="auto", amp=True,
-                      modules={"grad_clip": {"max_norm": 1.0}})
+    trainer = Loop(model, loaders, epochs=2, device="auto", amp=True,
+                   modules={"grad_clip": {"max_norm": 1.0}})
     history = trainer.fit()
     assert trainer.state.device.type == "cuda" and trainer.state.scaler is not None
     assert all(math.isfinite(value) for value in history["train.loss"])
@@ -391,7 +391,7 @@ def test_cuda_fp16_amp_with_grad_clip(model, loaders):
 
 
 def test_repeated_fit_is_refused(model, loaders, caplog):
-    trainer = Trainer(model, loaders, epochs=1, device="cpu")
+    trainer = Loop(model, loaders, epochs=1, device="cpu")
     trainer.fit()
     with pytest.raises(TrainingError, match="already run"):
         trainer.fit()

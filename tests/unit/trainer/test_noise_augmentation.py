@@ -6,7 +6,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from nntransfer.errors import ConfigError, TrainingError
-from nntransfer.trainer.loop import Trainer
+from nntransfer.trainer.loop import Loop
 from nntransfer.trainer.module import MainLoopModule
 from nntransfer.trainer.modules.noise_augmentation import NoiseAugmentation
 from nntransfer.trainer.state import State
@@ -41,8 +41,8 @@ def loaders(n=32):
 def fit(noise, epochs=2, seed=0):
     torch.manual_seed(0)
     recorder = Recorder()
-    Trainer(nn.Linear(6, 2), loaders(), epochs=epochs, device="cpu", seed=seed,
-            modules=[noise, recorder]).fit()
+    Loop(nn.Linear(6, 2), loaders(), epochs=epochs, device="cpu", seed=seed,
+         modules=[noise, recorder]).fit()
     return recorder.seen
 
 
@@ -157,8 +157,8 @@ def test_noise_on_cuda_is_reproducible():
 def fit_on(device):
     torch.manual_seed(0)
     recorder = Recorder()
-    Trainer(nn.Linear(6, 2), loaders(), epochs=2, device=device, seed=0,
-            modules=[NoiseAugmentation(std=[0.1, 1.0], phases=("train", "validation")), recorder]).fit()
+    Loop(nn.Linear(6, 2), loaders(), epochs=2, device=device, seed=0,
+         modules=[NoiseAugmentation(std=[0.1, 1.0], phases=("train", "validation")), recorder]).fit()
     return recorder.seen
 
 

@@ -4,7 +4,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from nntransfer.errors import ConfigError, ModuleRequirementError
-from nntransfer.trainer.loop import Trainer
+from nntransfer.trainer.loop import Loop
 from nntransfer.trainer.modules.noise_augmentation import NoiseAugmentation
 from nntransfer.trainer.modules.representation_matching import (
     RepresentationMatching,
@@ -54,7 +54,7 @@ def test_term_is_added_to_the_loss_and_matches_a_direct_computation():
 def test_matching_makes_the_layer_robust_to_noise():
     def distance_after(modules):
         model = net()
-        Trainer(model, loaders(), epochs=30, lr=0.01, device="cpu", seed=0, modules=modules).fit()
+        Loop(model, loaders(), epochs=30, lr=0.01, device="cpu", seed=0, modules=modules).fit()
         g = torch.Generator().manual_seed(1)
         x = torch.randn(256, 6, generator=g)
         noisy = x + torch.randn(256, 6, generator=g)
@@ -68,19 +68,19 @@ def test_matching_makes_the_layer_robust_to_noise():
 
 def test_history_records_the_term():
     model = net()
-    history = Trainer(model, loaders(), epochs=2, device="cpu", seed=0,
-                      modules={"noise_augmentation": {"std": 0.5},
-                               "representation_matching": {"layer": "1"}}).fit()
+    history = Loop(model, loaders(), epochs=2, device="cpu", seed=0,
+                   modules={"noise_augmentation": {"std": 0.5},
+                            "representation_matching": {"layer": "1"}}).fit()
     assert len(history["train.representation_matching_loss"]) == 2
     assert history["train.representation_matching_loss"][0] > 0
 
 
 def test_requirements():
-    trainer = Trainer(net(), loaders(), epochs=1, device="cpu",
-                      modules=[RepresentationMatching("features")])
+    trainer = Loop(net(), loaders(), epochs=1, device="cpu",
+                   modules=[RepresentationMatching("features")])
     with pytest.raises(ModuleRequirementError, match="'features' is not a submodule"):
         trainer.fit()
-    trainer = Trainer(net(), loaders(), epochs=1, device="cpu", modules=[RepresentationMatching("1")])
+    trainer = Loop(net(), loaders(), epochs=1, device="cpu", modules=[RepresentationMatching("1")])
     with pytest.raises(ModuleRequirementError, match="noise_augmentation"):
         trainer.fit()
     with pytest.raises(ConfigError, match="distance"):

@@ -4,7 +4,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from nntransfer.errors import ConfigError, ModuleRequirementError
-from nntransfer.trainer.loop import Trainer
+from nntransfer.trainer.loop import Loop
 from nntransfer.trainer.modules.representation_monitor import RepresentationMonitor
 from nntransfer.transfer.freezing import freeze
 
@@ -31,7 +31,7 @@ def test_records_epoch_statistics_per_layer_and_phase():
     data, x = loaders()
     freeze(model, "0")  # the monitored layers do not change, so validation values are exact
     monitor = RepresentationMonitor(["0", "1"], statistics=["mean", "std", "sparsity", "norm"])
-    history = Trainer(model, data, epochs=2, device="cpu", seed=0, modules=[monitor]).fit()
+    history = Loop(model, data, epochs=2, device="cpu", seed=0, modules=[monitor]).fit()
     with torch.no_grad():
         h = model[1](model[0](x))
     assert history["validation.repr.1.sparsity"][-1] == pytest.approx((h == 0).float().mean().item())
@@ -45,16 +45,16 @@ def test_records_epoch_statistics_per_layer_and_phase():
 def test_phases_and_threshold():
     model = net()
     data, _ = loaders()
-    history = Trainer(model, data, epochs=1, device="cpu", seed=0,
-                      modules=[RepresentationMonitor("1", statistics="sparsity", phases="validation",
-                                                     sparsity_threshold=1e9)]).fit()
+    history = Loop(model, data, epochs=1, device="cpu", seed=0,
+                   modules=[RepresentationMonitor("1", statistics="sparsity", phases="validation",
+                                                  sparsity_threshold=1e9)]).fit()
     assert "train.repr.1.sparsity" not in history
     assert history["validation.repr.1.sparsity"] == [1.0]
 
 
 def test_errors():
     data, _ = loaders()
-    trainer = Trainer(net(), data, epochs=1, device="cpu", modules=[RepresentationMonitor("fc")])
+    trainer = Loop(net(), data, epochs=1, device="cpu", modules=[RepresentationMonitor("fc")])
     with pytest.raises(ModuleRequirementError, match="'fc' is not a submodule"):
         trainer.fit()
     with pytest.raises(ConfigError, match="unknown statistics"):
@@ -77,7 +77,7 @@ def test_hooks_are_removed_when_an_exception_ends_training():
     data = TensorDataset(torch.randn(16, 4), torch.randint(0, 2, (16,)))
     loaders = {"train": DataLoader(data, batch_size=8)}
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-    trainer = Trainer(model, loaders, epochs=1, modules=[RepresentationMonitor(layers=["1"]), Failing()])
+    trainer = Loop(model, loaders, epochs=1, modules=[RepresentationMonitor(layers=["1"]), Failing()])
     with pytest.raises(RuntimeError, match="broken module"):
         trainer.fit()
     assert not any(module._forward_hooks for module in model.modules())
