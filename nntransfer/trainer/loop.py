@@ -28,13 +28,12 @@ from nntransfer.trainer.control import (
 from nntransfer.trainer.devices import resolve_device, to_device
 from nntransfer.trainer.module import EVENT_METHODS, MainLoopModule
 from nntransfer.trainer.modules import build_modules, default_modules
+from nntransfer.trainer.options import check_loop_options
 from nntransfer.trainer.randomness import seed_everything
 from nntransfer.trainer.signatures import accepts_data_key, callback_caller
 from nntransfer.trainer.state import State
 from nntransfer.transfer.model_outputs import split_output
 
-NAN_POLICIES = ("raise", "skip", "off")
-AMP_MODES = (False, True, "fp16", "bf16")
 ONCE_PER_RUN = ("setup", "start", "finish", "teardown")
 
 
@@ -127,18 +126,13 @@ class Loop:
                 "dataloaders must be a dict {'train': ..., 'validation': ..., 'test': ...}, "
                 f"got {type(loaders).__name__}."
             )
-        if not isinstance(epochs, int) or epochs < 0:
-            raise ConfigError(f"epochs must be an integer >= 0, got {epochs!r}.")
+        check_loop_options(
+            epochs=epochs, accumulation_steps=accumulation_steps, validate_every=validate_every,
+            nan_policy=nan_policy, amp=amp, optimizer=optimizer, optimizer_options=optimizer_options,
+            loss=loss, loss_options=loss_options,
+        )
         if epochs and "train" not in loaders:
             raise TrainingError(f"training needs a 'train' loader; the dataloaders have {sorted(loaders)}.")
-        if not isinstance(accumulation_steps, int) or accumulation_steps < 1:
-            raise ConfigError(f"accumulation_steps must be an integer >= 1, got {accumulation_steps!r}.")
-        if not isinstance(validate_every, int) or validate_every < 0:
-            raise ConfigError(f"validate_every must be an integer >= 0 (0: never), got {validate_every!r}.")
-        if nan_policy not in NAN_POLICIES:
-            raise ConfigError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}.")
-        if amp not in AMP_MODES:
-            raise ConfigError(f"amp must be one of {AMP_MODES}, got {amp!r}.")
 
         self.device = resolve_device(device)
         self.optimizer_name = optimizer

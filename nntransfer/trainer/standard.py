@@ -1,13 +1,17 @@
 """The standard trainer function (nnfabrik's trainer contract).
 
 Every option is a keyword argument with a JSON-able default, because the
-trainer config class is derived from this signature.
+trainer config class is derived from this signature.  The function carries
+``check_config`` (:func:`nntransfer.trainer.options.check_trainer_config`),
+so a config for it is checked when it is made: module, optimizer, loss and
+metric names, and the options given to each.
 """
 
 import torch
 
 from nntransfer.errors import TrainingError
 from nntransfer.trainer.loop import Loop
+from nntransfer.trainer.options import check_trainer_config
 
 
 def standard_trainer(
@@ -96,3 +100,6 @@ def standard_trainer(
     }
     model_state = {name: value.detach().cpu().clone() for name, value in state.model.state_dict().items()}
     return final[score_metric], output, model_state
+
+
+standard_trainer.check_config = check_trainer_config

@@ -177,7 +177,7 @@ def test_registry_names_and_dotted_paths():
         assert REGISTRY[name].startswith(f"nntransfer.trainer.modules.{name}.")
     with pytest.raises(ConfigError, match="not a MainLoopModule"):
         resolve_module("torch.nn.Linear")
-    with pytest.raises(ConfigError, match="rejects options"):
+    with pytest.raises(ConfigError, match="has no option 'patients'. Did you mean 'patience'"):
         build_modules({"early_stopping": {"patients": 3}})
 
 
