@@ -44,3 +44,7 @@ class TransferError(NNTransferError):
 
 class DataError(NNTransferError):
     """A dataset cannot be built from the given options or files."""
+
+
+class TrainingPruned(NNTransferError):
+    """A search stopped a training early because its trial is not promising; recorded as pruned, not as an error."""

@@ -34,7 +34,9 @@ from ..serialization import (
     transfer_data_from_bytes,
     transfer_data_to_bytes,
 )
+from ..errors import TrainingPruned
 from .artifacts import ArtifactStore, artifact_definition
+from .pruning import record_pruned
 from .fabrik import Dataset, Fabrikant, Model, Seed, Trainer, schema
 
 dj = import_datajoint()
@@ -49,17 +51,23 @@ class TrainingCallback:
     this key, so any worker can resume the training) and, called after every
     epoch, renews the job's reservation: ``jobs.refresh(orphan_timeout=t)``
     then hands a job to another worker only when its worker has been silent
-    for ``t`` seconds, however long the training takes.
+    for ``t`` seconds, however long the training takes.  ``observer``, when
+    given, is called as ``observer(key, **info)`` with what the trainer
+    reported (a search reports each epoch's objective to its trial there and
+    may stop the training with :class:`~nntransfer.errors.TrainingPruned`).
     """
 
-    def __init__(self, key: dict, checkpoint_store=None, jobs=None):
+    def __init__(self, key: dict, checkpoint_store=None, jobs=None, observer=None):
         self.key = key
         self.checkpoint_store = checkpoint_store
         self.jobs = jobs
+        self.observer = observer
 
     def __call__(self, *args, **info):
         if info:
             log.debug("training %s: %s", self.key, info)
+        if self.observer is not None:
+            self.observer(self.key, **info)
         if self.jobs is None or not self.jobs.is_declared:
             return
         job = {name: self.key[name] for name in self.jobs.primary_key}
@@ -96,6 +104,20 @@ def _storage_parts() -> dict[str, type]:
         "TransferData": _artifact_part("TransferData", "transfer_data", "data generated for the next transfer step",
                                        "npz of {split: {name: array}}"),
     }
+
+
+def _split_transfer_data(output):
+    """``(output, transfer_data)``: a dict output's ``transfer_data`` is taken out; any other output is kept whole.
+
+    nnfabrik's trainers return tuples, lists and arrays as ``output`` too; they
+    are stored as given.  No output (None) is stored as ``{}``.
+    """
+    if output is None:
+        return {}, None
+    if isinstance(output, dict) and "transfer_data" in output:
+        output = dict(output)
+        return output, output.pop("transfer_data")
+    return output, None
 
 
 class TrainingMixin:
@@ -139,9 +161,12 @@ class TrainingMixin:
         net = get_model(model_fn, model_config, dataloaders, seed)
         extra = receive(net) if receive else {}
         train = get_trainer(trainer_fn, trainer_config)
-        score, output, model_state = train(net, dataloaders, seed, uid=dict(key), cb=self.callback_for(key))
-        output = dict(output or {})
-        transfer_data = output.pop("transfer_data", None)
+        try:
+            score, output, model_state = train(net, dataloaders, seed, uid=dict(key), cb=self.callback_for(key))
+        except TrainingPruned as pruned:
+            self._pruned = pruned
+            raise
+        output, transfer_data = _split_transfer_data(output)
         return (
             comment,
             score_to_float(score),
@@ -200,8 +225,24 @@ class TrainingMixin:
 
         return DatabaseCheckpointStore(self, key)
 
+    epoch_observer = None
+    """Called by the training callback as ``epoch_observer(key, epoch=..., metrics=...)``; set on an instance."""
+
     def callback_for(self, key: dict) -> TrainingCallback:
-        return TrainingCallback(dict(key), self.checkpoint_store(key), self.jobs)
+        return TrainingCallback(dict(key), self.checkpoint_store(key), self.jobs, observer=self.epoch_observer)
+
+    def _populate1(self, key, jobs, *args, **kwargs):
+        """DataJoint's populate of one key, with a pruned training recorded as pruned (see :mod:`.pruning`)."""
+        self._pruned = None
+        try:
+            status = super()._populate1(key, jobs, *args, **kwargs)
+        except TrainingPruned:
+            if self._pruned is None:
+                raise
+        if self._pruned is None:
+            return status
+        record_pruned(self, key, str(self._pruned))
+        return False
 
     # -- reading results ---------------------------------------------------
     def fetch_state_dict(self, key: dict | None = None) -> dict:

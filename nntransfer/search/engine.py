@@ -1,0 +1,316 @@
+"""Running trials: Optuna samples, the tables train, the study is told.
+
+One trial: Optuna's sampler draws values for the space, the search builds
+the chain with them (hashed configs, as any experiment), the table layer
+inserts it and trains its steps with reserved jobs, and the objective read
+from the trained rows is told to the study.  What makes it more than
+``study.optimize``:
+
+* **a config is trained once**: a trial whose configs exist already is
+  answered from the stored rows (or waits for the worker training them) and
+  marked ``duplicate``; steps shared by every trial (a pretrained backbone)
+  are trained by the first trial and reused by the rest;
+* **pruning through the trainer's ``cb``**: the objective of each epoch is
+  reported to the trial; a trial the pruner stops ends its training with
+  :class:`~nntransfer.errors.TrainingPruned`, its job records "pruned" and its
+  checkpoints are dropped;
+* **many workers, one budget**: the study's trials are counted and the next
+  one started under a database lock, so workers never overshoot ``trials``;
+  each trial sends heartbeats, and a trial whose worker died is failed and
+  queued again by the next worker (Optuna's heartbeat and retry), which
+  resumes its training from the job's last checkpoint once the job's
+  reservation has timed out.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import warnings
+from collections import Counter
+
+from ..errors import ConfigError, NNTransferError, TrainingPruned
+from ..tables.pruning import PRUNED
+from .samplers import build_pruner, build_sampler
+from .storage import open_storage, study_lock
+from .targets import target_for
+
+log = logging.getLogger(__name__)
+
+FINGERPRINT = "nntransfer.fingerprint"
+"""Study user attribute: the fingerprint of the search that made the study."""
+
+
+def open_study(search, target=None, orphan_timeout: float = 300.0):
+    """The search's Optuna study, made on first use, in the schema of its table."""
+    import optuna
+
+    target = target or target_for(search.table)
+    grace = max(1, int(round(orphan_timeout)))
+    storage = open_storage(target.connection, target.schema, heartbeat_interval=max(1, grace // 4), grace_period=grace)
+    sampler = build_sampler(search.sampler, search.dimensions)
+    pruner = build_pruner(search.pruner)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=storage, study_name=search.name, direction=search.direction,
+                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    stored = study.user_attrs.get(FINGERPRINT)
+    if stored is None:
+        study.set_user_attr(FINGERPRINT, search.fingerprint)
+        study.set_user_attr("objective", search.objective)
+        study.set_user_attr("space", {d.key: repr(d.values) for d in search.dimensions})
+    elif stored != search.fingerprint:
+        raise ConfigError(
+            f"the study {search.name!r} in schema {target.schema!r} was made by a different search (another base, "
+            "space, objective or direction); give this search another name, or delete the old study with "
+            "nntransfer.search.delete_study(search)."
+        )
+    if study.direction.name.lower() != search.direction:
+        raise ConfigError(f"the study {search.name!r} is to {study.direction.name.lower()}, the search to {search.direction}.")
+    return study
+
+
+def optimize(search, *, trials: int | None = None, timeout: float | None = None, orphan_timeout: float = 300.0,
+             poll: float = 1.0, fabrikant=None) -> dict:
+    """Run trials of ``search`` in this process; return counts ``{"complete", "pruned", "failed", "duplicates", ...}``.
+
+    Without ``trials``, trials are started until the study's budget
+    (``search.trials``, all workers together) is used, then the worker waits
+    for trials still running elsewhere (a dead worker's trial is queued again
+    and run here).  With ``trials``, exactly that many more trials run here.
+    ``timeout`` (default ``search.timeout``): seconds after which no new trial
+    starts.  ``orphan_timeout``: seconds of silence after which another
+    worker's trial and training are taken over.
+    """
+    if trials is not None and (type(trials) is not int or trials < 1):
+        raise ConfigError(f"trials must be a whole number >= 1, got {trials!r}.")
+    target = target_for(search.table)
+    study = open_study(search, target, orphan_timeout)
+    timeout = search.timeout if timeout is None else timeout
+    started = time.monotonic()
+    counts = Counter()
+    while True:
+        if timeout is not None and time.monotonic() - started >= timeout:
+            break
+        if trials is not None and counts["trials"] >= trials:
+            break
+        trial, busy = _next_trial(study, search, target, limit=None if trials is not None else search.trials)
+        if trial is None:
+            if not busy:
+                break
+            time.sleep(poll)  # other workers' trials still run; one whose worker died is retried here
+            continue
+        state, duplicate = run_trial(search, study, trial, target, orphan_timeout=orphan_timeout, poll=poll,
+                                     fabrikant=fabrikant)
+        counts["trials"] += 1
+        counts[state] += 1
+        counts["duplicates"] += duplicate
+    return {name: counts[name] for name in ("trials", "complete", "pruned", "failed", "duplicates")}
+
+
+def budget_used(trials) -> int:
+    """Trials that count against the budget: all but those failed by a dead or interrupted worker (they were retried)."""
+    from optuna.trial import TrialState
+
+    return sum(1 for t in trials if t.state != TrialState.FAIL or "error" in t.user_attrs)
+
+
+def _next_trial(study, search, target, limit):
+    """Start the next trial under the study's lock; ``(None, busy)`` when the budget is used."""
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    with study_lock(target.connection, f"{target.schema}: study {search.name}"), warnings.catch_warnings():
+        # heartbeats are Optuna-experimental and "meant for Study.optimize"; this loop keeps them itself
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        fail_stale_trials(study)
+        if limit is not None:
+            existing = study.get_trials(deepcopy=False)
+            waiting = any(t.state == TrialState.WAITING for t in existing)
+            if budget_used(existing) >= limit and not waiting:
+                return None, any(t.state == TrialState.RUNNING for t in existing)
+        return study.ask(search.distributions()), True
+
+
+class _Heartbeat:
+    """Records the trial's heartbeat every interval while it runs, so a dead worker's trial is noticed."""
+
+    def __init__(self, study, trial):
+        self.storage, self.trial_id = study._storage, trial._trial_id
+        self.interval = self.storage.get_heartbeat_interval() or 60
+        self.stop = threading.Event()
+        self.storage.record_heartbeat(self.trial_id)
+        self.thread = threading.Thread(target=self._run, name=f"heartbeat of trial {trial.number}", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.wait(self.interval):
+            try:
+                self.storage.record_heartbeat(self.trial_id)
+            except Exception as error:  # a lost connection must not kill the training; the next beat retries
+                log.warning("heartbeat of trial %s failed: %s", self.trial_id, error)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        self.storage.remove_session()
+
+
+def run_trial(search, study, trial, target, *, orphan_timeout: float = 300.0, poll: float = 1.0, fabrikant=None):
+    """Train and tell one trial; returns ``(state, duplicate)`` with state ``complete``, ``pruned`` or ``failed``."""
+    from optuna.trial import TrialState
+
+    heartbeat = _Heartbeat(study, trial)
+    label = f"search {search.name}: trial {trial.number}"
+    duplicate = False
+    try:
+        experiment = search.experiment_for(search.values_of(trial.params))
+        steps, last = target.keys(experiment)
+        done = target.done(last)
+        if len(done) < len(last):
+            target.insert(experiment, planned_by=label, fabrikant=fabrikant)
+        planners = {row.get("planned_by") for row in target.planned_by(last)}
+        duplicate = len(done) == len(last) or bool(planners - {label})
+        trial.set_user_attr("duplicate", duplicate)
+        trial.set_user_attr("step", {k: int(v) if k in ("seed", "transfer_step", "data_transfer") else v
+                                     for k, v in target.identity_key(last[0]).items()})
+        outcome, message = ("done", "") if len(done) == len(last) else _train(search, trial, target, steps, last,
+                                                                              orphan_timeout, poll)
+        if outcome == "done":
+            value = _objective(search, target, target.done(last))
+            study.tell(trial, value)
+            log.info("%s: %s = %.6g%s", label, search.objective, value, " (duplicate)" if duplicate else "")
+            return "complete", duplicate
+        if outcome == "pruned":
+            trial.set_user_attr("pruned", message)
+            study.tell(trial, state=TrialState.PRUNED)
+            log.info("%s pruned: %s", label, message)
+            return "pruned", duplicate
+        raise _TrialFailed(message)
+    except (_TrialFailed, NNTransferError) as error:
+        trial.set_user_attr("error", str(error)[:1000])
+        study.tell(trial, state=TrialState.FAIL)
+        log.warning("%s failed: %s", label, error)
+        if isinstance(error, ObjectiveNotMeasured):
+            raise  # every trial would fail the same way: stop the search
+        return "failed", duplicate
+    except BaseException as error:
+        # interrupted (Ctrl-C, SIGTERM) or a failure of the machinery itself: the trial is queued again for
+        # the next worker, whose training resumes from the job's checkpoint
+        _give_back(study, trial, f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        heartbeat.close()
+
+
+class _TrialFailed(Exception):
+    """A trial's training failed (the message says where); the trial is told as failed."""
+
+
+class ObjectiveNotMeasured(ConfigError):
+    """The trained step's output does not record the search's objective."""
+
+
+def _give_back(study, trial, reason: str) -> None:
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+    from optuna.trial import TrialState
+
+    try:
+        trial.set_user_attr("interrupted", reason[:1000])
+        study.tell(trial, state=TrialState.FAIL)
+        RetryHeartbeatStaleTrialCallback()(study, study._storage.get_trial(trial._trial_id))
+    except Exception as error:  # the database may be what failed; the heartbeat then expires and retries it
+        log.warning("could not queue trial %s again (%s); it is retried when its heartbeat expires", trial.number, error)
+
+
+def _train(search, trial, target, steps, last, orphan_timeout, poll):
+    """Train the trial's steps: the first seed's chain first (its last step is watched for pruning), then the rest."""
+    watched = target.identity(last[0])
+    first_chain = [key for key in steps if key.get("seed", last[0]["seed"]) == last[0]["seed"]]
+    phases = [first_chain] if len(first_chain) == len(steps) else [first_chain, steps]
+    target.table.epoch_observer = _observer(search, trial, target, watched)
+    try:
+        for phase in phases:
+            outcome = _train_phase(target, phase, watched, orphan_timeout, poll)
+            if outcome[0] != "done":
+                return outcome
+        return "done", ""
+    finally:
+        target.table.epoch_observer = None
+
+
+def _train_phase(target, keys, watched, orphan_timeout, poll):
+    wanted = {target.identity(key) for key in keys}
+    while True:
+        result = target.train(keys)
+        if result["error_list"]:
+            key, error = result["error_list"][0]
+            return "error", f"training {dict(key)} failed: {error}"
+        finished = {target.identity(row) for row in target.done(keys)}
+        if finished >= wanted:
+            return "done", ""
+        jobs = target.jobs(keys)
+        status, message = jobs.get(watched, (None, ""))
+        if status == "ignore" and message.startswith(PRUNED):
+            return "pruned", message
+        failed = [(k, m) for k, (s, m) in jobs.items() if s == "error"]
+        if failed:
+            return "error", f"training {dict(failed[0][0])} failed: {failed[0][1]}"
+        blocked = [(k, m) for k, (s, m) in jobs.items() if s == "ignore" and k not in finished]
+        if blocked:
+            return "error", f"the step {dict(blocked[0][0])} is not trained: its job is ignored ({blocked[0][1]})"
+        if not result["success_count"]:
+            target.take_over(keys, orphan_timeout)  # another worker trains what this trial needs; wait for it
+            time.sleep(poll)
+
+
+def _observer(search, trial, target, watched):
+    """The ``epoch_observer`` that reports the watched training's per-epoch objective and prunes."""
+    metric = search.epoch_metric
+
+    def observe(key, epoch=None, metrics=None, **_):
+        if metric is None or epoch is None or not metrics or target.identity(key) != watched:
+            return
+        value = metrics.get(metric)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return
+        trial.report(float(value), step=int(epoch))
+        if trial.should_prune():
+            raise TrainingPruned(f"epoch {epoch}: {metric} = {value:.4g} (trial {trial.number} of search {search.name!r})")
+
+    return observe
+
+
+def _objective(search, target, rows) -> float:
+    """The trial's value: the objective of each seed's last step, averaged."""
+    values = []
+    for row in rows:
+        if search.objective == "score":
+            value = row.get("score")
+        else:
+            value = _metric(search.objective, target.output(row), row)
+        if value is None or not math.isfinite(float(value)):
+            raise _TrialFailed(f"the objective {search.objective!r} of {target.identity_key(row)} is {value!r}, "
+                               "not a finite number")
+        values.append(float(value))
+    return sum(values) / len(values)
+
+
+def _metric(name: str, output: dict, row: dict):
+    final = output.get("final") if isinstance(output, dict) else None
+    if isinstance(final, dict) and final.get(name) is not None:
+        return final[name]
+    history = output.get("history") if isinstance(output, dict) else None
+    if isinstance(history, dict) and isinstance(history.get(name), list):
+        measured = [v for v in history[name] if v is not None]
+        if measured:
+            return measured[-1]
+    known = sorted(set(final or {}) | set(history or {}))
+    raise ObjectiveNotMeasured(
+        f"the objective {name!r} is not measured by {row.get('trainer_fn')}: its output records "
+        f"{', '.join(known) or 'no metrics'} (in 'final' and 'history'); declare the search with one of these "
+        "or with objective='score'."
+    )
