@@ -8,6 +8,7 @@ tensors and ``numpy.load(allow_pickle=False)`` for arrays.
 
 from __future__ import annotations
 
+import base64
 import io
 import math
 import numbers
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import TransferError
-from .hashing import from_jsonable, to_jsonable
+from .hashing import FLOAT_TAG, ITEMS_TAG, from_jsonable, to_jsonable
 
 
 def state_dict_to_bytes(state_dict: dict) -> bytes:
@@ -66,42 +67,97 @@ def transfer_data_from_bytes(data: bytes) -> dict:
     return result
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if hasattr(value, "detach"):  # torch tensor
-        value = value.detach().cpu().numpy()
+TUPLE_TAG = "__tuple__"
+"""Key of the tagged object that stands for a tuple in a stored output."""
+
+ARRAY_TAG = "__ndarray__"
+"""Key of the tagged object that stands for a numpy array: base64 of its ``.npy`` bytes."""
+
+_OUTPUT_TAGS = (FLOAT_TAG, ITEMS_TAG, TUPLE_TAG, ARRAY_TAG)
+
+
+def _encode(value: Any) -> Any:
+    if hasattr(value, "detach"):  # torch tensor: a list, as before arrays were kept
+        value = value.detach().cpu().numpy().tolist()
     if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
+        if value.dtype.hasobject:  # np.save would pickle it; its items are stored instead
+            return [_encode(item) for item in value.tolist()]
+        buffer = io.BytesIO()
+        np.save(buffer, value, allow_pickle=False)
+        return {ARRAY_TAG: base64.b64encode(buffer.getvalue()).decode("ascii")}
     if isinstance(value, np.generic):
-        return value.item()
-    if value is None or type(value) in (bool, int, float, str):
+        value = value.item()
+    if value is None or type(value) in (bool, int, str):
         return value
+    if type(value) is float:
+        return to_jsonable(value)
     # subclasses (IntEnum, str enums, ...) as the plain value they hold
+    if isinstance(value, bool):
+        return bool(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
-        return float(value)
+        return to_jsonable(float(value))
     if isinstance(value, str):
         return str.__str__(value)
+    if isinstance(value, tuple):
+        return {TUPLE_TAG: [_encode(item) for item in value]}
+    if isinstance(value, list):
+        return [_encode(item) for item in value]
+    if isinstance(value, dict):
+        if all(type(key) is str and key not in _OUTPUT_TAGS for key in value):
+            return {key: _encode(item) for key, item in value.items()}
+        return {ITEMS_TAG: [[_encode(key), _encode(item)] for key, item in value.items()]}
     return repr(value)
 
 
-def output_to_json(output: Any) -> Any:
-    """Make a trainer's output storable in a JSON column.
+def _decode(stored: Any) -> Any:
+    if type(stored) is list:
+        return [_decode(item) for item in stored]
+    if type(stored) is not dict:
+        return stored
+    if len(stored) == 1:
+        tag, content = next(iter(stored.items()))
+        if tag == TUPLE_TAG and type(content) is list:
+            return tuple(_decode(item) for item in content)
+        if tag == ARRAY_TAG and type(content) is str:
+            return np.load(io.BytesIO(base64.b64decode(content)), allow_pickle=False)
+        if tag == ITEMS_TAG and type(content) is list:
+            return {_hashable(_decode(key)): _decode(item) for key, item in content}
+        if tag == FLOAT_TAG:
+            return from_jsonable(stored)
+    return {key: _decode(item) for key, item in stored.items()}
 
-    Arrays and tensors become lists, numpy scalars become numbers, NaN/inf are
-    tagged (JSON has no words for them; :func:`output_from_json` restores
-    them) and anything else is stored as its ``repr`` so a result never fails
-    to insert because of a stray object in ``output``.
+
+def _hashable(key: Any) -> Any:
+    try:
+        hash(key)
+    except TypeError:
+        return repr(key)
+    return key
+
+
+def output_to_json(output: Any) -> Any:
+    """Make a trainer's output storable in a JSON column, so that it comes back as it was given.
+
+    nnfabrik's trainers return tuples (``(accuracies, epochs)``), lists,
+    numpy arrays, nested dicts and scalars, and nnfabrik kept them as
+    DataJoint blobs.  Here what is JSON stays plain JSON (readable with SQL);
+    the rest is written as tagged objects that :func:`output_from_json` turns
+    back: a tuple as ``{"__tuple__": [...]}``, a numpy array as
+    ``{"__ndarray__": base64 of its .npy bytes}`` (written and read without
+    pickle; arrays of Python objects are stored as lists), a dict with a
+    non-string key as ``{"__items__": [[key, value], ...]}``, NaN and
+    infinities as ``{"__float__": "nan"}``.  Numpy scalars become Python
+    numbers, tensors lists, and anything else its ``repr``, so a result never
+    fails to insert because of a stray object in ``output``.
     """
-    return to_jsonable(_plain(output), path="output")
+    return _encode(output)
 
 
 def output_from_json(stored: Any) -> Any:
-    return from_jsonable(stored)
+    """The output as the trainer returned it (see :func:`output_to_json`)."""
+    return _decode(stored)
 
 
 def score_to_float(score: Any) -> float | None:
