@@ -26,6 +26,7 @@ from nntransfer.trainer.control import (
     misplaced,
 )
 from nntransfer.trainer.devices import resolve_device, to_device
+from nntransfer.trainer.learning_rates import learning_rates, reported_group
 from nntransfer.trainer.module import EVENT_METHODS, MainLoopModule
 from nntransfer.trainer.modules import build_modules, default_modules
 from nntransfer.trainer.options import check_loop_options
@@ -223,6 +224,7 @@ class Loop:
                 params = [p for p in state.model.parameters() if p.requires_grad]
             if state.max_epochs:
                 state.optimizer = build_optimizer(self.optimizer_name, params, self.lr, self.optimizer_options)
+                self._reported_group = reported_group(state.optimizer)
             self._run_hook("start")
             while state.epoch < state.max_epochs and not state.stop_requested:
                 state.epoch += 1
@@ -238,7 +240,7 @@ class Loop:
                     state.metrics.update(self._evaluate("validation", during_fit=True))
                     state.phase = "train"
                 if state.optimizer is not None:
-                    state.metrics["lr"] = state.optimizer.param_groups[0]["lr"]
+                    state.metrics.update(learning_rates(state.optimizer, self._reported_group))
                 state.close_epoch()
                 for handler in self.handlers["post_epoch"]:
                     try:

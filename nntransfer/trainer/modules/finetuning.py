@@ -22,6 +22,7 @@ Patterns follow :mod:`nntransfer.transfer.patterns` (a module name such as
 from typing import Mapping, Optional
 
 from nntransfer.errors import ConfigError
+from nntransfer.trainer.learning_rates import GROUP_NAME
 from nntransfer.trainer.module import MainLoopModule
 from nntransfer.transfer.freezing import freeze, freeze_all_but, is_kept_in_eval, unfreeze
 from nntransfer.transfer.patterns import Patterns, as_pattern_list, matches
@@ -108,17 +109,29 @@ class FineTuning(MainLoopModule):
                 continue  # frozen before this run: not ours to train
             factor = self._factor(name, name in frozen)
             key = (factor, name in frozen)
-            group = groups.setdefault(
-                key, {"params": [], GROUP_KEY: "frozen" if key[1] else "trainable", "lr_factor": factor}
-            )
-            group["params"].append(param)
+            if key not in groups:
+                groups[key] = {
+                    "params": [],
+                    GROUP_KEY: "frozen" if key[1] else "trainable",
+                    "lr_factor": factor,
+                    GROUP_NAME: self._group_name(*key),
+                }
+            groups[key]["params"].append(param)
         state.param_groups = list(groups.values())
+
+    def _group_name(self, factor: float, frozen: bool) -> str:
+        """``backbone`` (frozen at first) or ``head``, with ``@<factor>`` when ``lr_factors`` set another rate."""
+        role = "backbone" if frozen else "head"
+        return role if factor == self._factor_default(frozen) else f"{role}@{factor:g}"
+
+    def _factor_default(self, frozen: bool) -> float:
+        return self.unfreeze_lr_factor if frozen else 1.0
 
     def _factor(self, name: str, frozen: bool) -> float:
         for pattern, factor in self.lr_factor_patterns:
             if matches(name, pattern):
                 return factor
-        return self.unfreeze_lr_factor if frozen else 1.0
+        return self._factor_default(frozen)
 
     def start(self, state):
         """Give every group its rate, now that the optimizer's base rate is known."""

@@ -85,6 +85,23 @@ def test_discriminative_rates_and_group_layout():
     ]
 
 
+def test_history_records_each_group_rate_and_lr_is_the_rate_of_the_part_that_trains_from_the_start():
+    _, trainer = run(2, [FineTuning(head="classifier", unfreeze_at_epoch=2)], optimizer="sgd")
+    history = trainer.fit()
+    assert history["lr"] == pytest.approx([0.01, 0.01])
+    assert history["lr.head"] == pytest.approx([0.01, 0.01])
+    assert history["lr.backbone"] == pytest.approx([0.001, 0.001])
+
+    _, trainer = run(1, [FineTuning(head="classifier", lr_factors={"features.3": 0.2, "classifier": 2.0})])
+    history = trainer.fit()
+    assert {name: values for name, values in history.items() if name.startswith("lr")} == {
+        "lr": [pytest.approx(0.02)],
+        "lr.backbone": [pytest.approx(0.001)],
+        "lr.backbone@0.2": [pytest.approx(0.002)],
+        "lr.head@2": [pytest.approx(0.02)],
+    }
+
+
 def test_train_batchnorm_keeps_batchnorm_learning():
     model, trainer = run(2, [FineTuning(freeze="features", train_batchnorm=True)])
     before = snapshot(model.features)
