@@ -8,6 +8,18 @@ is split by ``validation_fraction`` and ``test_fraction`` like digits.
 
 ``download`` is passed to torchvision and is off by default: experiments must
 not depend on the internet at run time, so fetch the files once beforehand.
+
+Image folders and MNIST-format files stay on disk: the loaders' worker
+processes read each image when a batch needs it (``num_workers``,
+``pin_memory``, ``persistent_workers``, ``prefetch_factor`` are torch's
+DataLoader options), so a folder of a million files needs memory for its
+names only.  Their normalisation statistics come from at most 2,000
+training images (see :func:`nntransfer.datasets.loaders.channel_statistics`);
+``normalize={"mean": [...], "std": [...]}`` sets a pretrained backbone's
+instead.  ``persistent_workers`` keeps the workers from one epoch to the
+next; torch then draws later epochs' shuffles (and the workers' augmentation
+seeds) differently than without it, so a run resumed from a checkpoint
+continues exactly only without it.
 """
 
 from __future__ import annotations
@@ -50,11 +62,14 @@ def mnist_dataset_fn(
     class_range: list[int] | None = None,
     examples_per_class: int | None = None,
     train_subset: float | None = None,
-    normalize: bool = True,
+    normalize: bool | dict = True,
     augmentation: dict | None = None,
     transfer_data: dict | None = None,
     return_index: bool = False,
     num_workers: int = 0,
+    pin_memory: bool = False,
+    persistent_workers: bool = False,
+    prefetch_factor: int | None = None,
 ) -> dict[str, DataLoader]:
     """MNIST from ``root/MNIST/raw`` (idx files), 1x28x28, 10 classes."""
     options = dict(locals())
@@ -77,11 +92,14 @@ def fashion_mnist_dataset_fn(
     class_range: list[int] | None = None,
     examples_per_class: int | None = None,
     train_subset: float | None = None,
-    normalize: bool = True,
+    normalize: bool | dict = True,
     augmentation: dict | None = None,
     transfer_data: dict | None = None,
     return_index: bool = False,
     num_workers: int = 0,
+    pin_memory: bool = False,
+    persistent_workers: bool = False,
+    prefetch_factor: int | None = None,
 ) -> dict[str, DataLoader]:
     """Fashion-MNIST from ``root/FashionMNIST/raw`` (idx files), 1x28x28, 10 classes."""
     options = dict(locals())
@@ -104,11 +122,14 @@ def cifar10_dataset_fn(
     class_range: list[int] | None = None,
     examples_per_class: int | None = None,
     train_subset: float | None = None,
-    normalize: bool = True,
+    normalize: bool | dict = True,
     augmentation: dict | None = None,
     transfer_data: dict | None = None,
     return_index: bool = False,
     num_workers: int = 0,
+    pin_memory: bool = False,
+    persistent_workers: bool = False,
+    prefetch_factor: int | None = None,
 ) -> dict[str, DataLoader]:
     """CIFAR-10 from ``root/cifar-10-batches-py`` (python batches), 3x32x32, 10 classes."""
     options = dict(locals())
@@ -131,11 +152,14 @@ def cifar100_dataset_fn(
     class_range: list[int] | None = None,
     examples_per_class: int | None = None,
     train_subset: float | None = None,
-    normalize: bool = True,
+    normalize: bool | dict = True,
     augmentation: dict | None = None,
     transfer_data: dict | None = None,
     return_index: bool = False,
     num_workers: int = 0,
+    pin_memory: bool = False,
+    persistent_workers: bool = False,
+    prefetch_factor: int | None = None,
 ) -> dict[str, DataLoader]:
     """CIFAR-100 (fine labels) from ``root/cifar-100-python``, 3x32x32, 100 classes."""
     options = dict(locals())
@@ -159,13 +183,16 @@ def image_folder_dataset_fn(
     class_range: list[int] | None = None,
     examples_per_class: int | None = None,
     train_subset: float | None = None,
-    normalize: bool = True,
+    normalize: bool | dict = True,
     augmentation: dict | None = None,
     transfer_data: dict | None = None,
     return_index: bool = False,
     num_workers: int = 0,
+    pin_memory: bool = False,
+    persistent_workers: bool = False,
+    prefetch_factor: int | None = None,
 ) -> dict[str, DataLoader]:
-    """``root/<class>/<image>`` files, resized to ``image_size`` squares on loading.
+    """``root/<class>/<image>`` files, read when a batch needs them and resized to ``image_size`` squares.
 
     Labels number the class folders in sorted order; ``classes`` filters by
     those numbers, and the datasets' ``class_names`` list the folder names.
@@ -192,6 +219,9 @@ def image_folder_dataset_fn(
         transfer_data=transfer_data,
         return_index=return_index,
         num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=persistent_workers,
+        prefetch_factor=prefetch_factor,
     )
     for loader in loaders.values():
         loader.dataset.class_names = [names[label] for label in loader.dataset.classes]

@@ -71,7 +71,7 @@ def test_mnist_formats_load_with_official_test_split(tmp_path, function, name):
     x, y = next(iter(loaders["test"]))
     assert x.shape == (8, 1, 28, 28) and loaders["test"].dataset.num_classes == 10
     test = loaders["test"].dataset
-    assert torch.equal(test.images[:, 0, 0, 0].long(), test.labels)
+    assert torch.equal(test.images.to_tensor()[:, 0, 0, 0].long(), test.labels)
 
 
 def test_mnist_class_filter_applies_to_the_official_test_set(tmp_path):
@@ -79,7 +79,7 @@ def test_mnist_class_filter_applies_to_the_official_test_set(tmp_path):
     loaders = mnist_dataset_fn(0, root=str(tmp_path), classes=[2, 7], validation_fraction=0.25)
     test = loaders["test"].dataset
     assert len(test) == 2 * N_TEST_PER_CLASS and test.classes == [2, 7]
-    assert torch.equal(test.labels, (test.images[:, 0, 0, 0] == 7).long())
+    assert torch.equal(test.labels, (test.images.to_tensor()[:, 0, 0, 0] == 7).long())
 
 
 def test_missing_mnist_files_raise_data_error_naming_the_folder(tmp_path):
