@@ -12,12 +12,16 @@ Two modes, chosen once per process:
   or S3).  nntransfer never invents credentials in this mode.
 
 ``NNTRANSFER_DB=embedded|server`` forces a mode; otherwise the server mode is
-chosen when ``DJ_HOST`` is set or a ``datajoint.json`` is found.
+chosen when ``DJ_HOST`` is set, a ``datajoint.json`` is found, or a host was set
+in code with ``dj.config["database.host"] = ...`` before connecting (as every
+nnfabrik notebook does).  Only when none of these is there is the embedded
+database used; :func:`nntransfer.db.connect` logs the choice once per process.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +36,7 @@ class Settings:
     mode: str
     home: Path
     store: str
+    reason: str = ""
 
     @property
     def pgdata(self) -> Path:
@@ -52,6 +57,33 @@ def _find_datajoint_json(start: Path) -> Path | None:
     return None
 
 
+_embedded_host: str | None = None
+"""The host nntransfer itself put in ``dj.config`` for the embedded server (not a user's setting)."""
+
+
+def note_embedded_host(host: str) -> None:
+    """Remember the socket folder that :mod:`nntransfer.db` set as ``database.host``."""
+    global _embedded_host
+    _embedded_host = host
+
+
+def _host_set_in_code() -> str | None:
+    """The ``database.host`` a user set in ``dj.config`` (None when nobody did, or datajoint is not imported).
+
+    Looked up only when datajoint is imported already: setting ``dj.config``
+    needs it, and reading the settings must stay cheap.
+    """
+    datajoint = sys.modules.get("datajoint")
+    config = getattr(datajoint, "config", None)
+    try:
+        database = config.database
+    except Exception:  # a half-imported datajoint or another config object
+        return None
+    if "host" in getattr(database, "model_fields_set", ()) and database.host != _embedded_host:
+        return database.host
+    return None
+
+
 def load_settings() -> Settings:
     """Read the settings from the environment (cheap; no connection)."""
     home = Path(os.environ.get("NNTRANSFER_HOME", ".nntransfer")).expanduser().resolve()
@@ -62,7 +94,16 @@ def load_settings() -> Settings:
             f"NNTRANSFER_DB={mode!r} is not a mode; use 'embedded' (a local PostgreSQL "
             "started from the pip wheel) or 'server' (DataJoint's DJ_HOST/datajoint.json settings)."
         )
-    if not mode:
-        configured = "DJ_HOST" in os.environ or _find_datajoint_json(Path.cwd()) is not None
-        mode = "server" if configured else "embedded"
-    return Settings(mode=mode, home=home, store=store)
+    if mode:
+        return Settings(mode=mode, home=home, store=store, reason=f"NNTRANSFER_DB={mode}")
+    config_file = _find_datajoint_json(Path.cwd())
+    if "DJ_HOST" in os.environ:
+        reason = "DJ_HOST is set"
+    elif config_file is not None:
+        reason = f"{config_file} was found"
+    elif _host_set_in_code() is not None:
+        reason = "dj.config['database.host'] was set in code"
+    else:
+        return Settings(mode="embedded", home=home, store=store,
+                        reason="no DJ_HOST, datajoint.json or dj.config['database.host'] is set")
+    return Settings(mode="server", home=home, store=store, reason=reason)

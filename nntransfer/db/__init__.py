@@ -13,9 +13,11 @@ import logging
 import warnings
 
 from ..errors import DatabaseError
-from ..settings import Settings, load_settings
+from ..settings import Settings, load_settings, note_embedded_host
 
 log = logging.getLogger(__name__)
+
+_announced: set = set()
 
 
 def import_datajoint():
@@ -37,6 +39,7 @@ def _configure_embedded(dj, settings: Settings) -> None:
     info = embedded.start(settings.pgdata)
     dj.config["database.backend"] = "postgresql"
     dj.config["database.host"] = str(info.socket_dir)
+    note_embedded_host(str(info.socket_dir))
     dj.config["database.port"] = info.port
     dj.config["database.user"] = "postgres"
     dj.config["database.password"] = ""
@@ -66,6 +69,15 @@ def describe_target(dj) -> str:
     return f"{db.backend} server at {db.host}:{db.port} as user {db.user!r}"
 
 
+def _announce(dj, settings: Settings) -> None:
+    """Log once per process which database is used and why, so data never goes somewhere unnoticed."""
+    target = f"the embedded PostgreSQL in {settings.pgdata}" if settings.mode == "embedded" else describe_target(dj)
+    if target in _announced:
+        return
+    _announced.add(target)
+    log.info("nntransfer uses %s (%s)", target, settings.reason or settings.mode)
+
+
 def connect(settings: Settings | None = None):
     """Return DataJoint's connection for the configured database.
 
@@ -80,6 +92,7 @@ def connect(settings: Settings | None = None):
         dj.config["database.password"] = ""
     _configure_store(dj, settings)
     dj.config["safemode"] = False
+    _announce(dj, settings)
     try:
         connection = dj.conn()
         connection.ping()
