@@ -127,15 +127,28 @@ def _worker(args) -> int:
     return 1 if errors else 0
 
 
+def _stored_recipe(args):
+    """Activate the schema and name the recipe without importing it: its steps are stored."""
+    from . import runner, tables
+
+    tables.activate(args.schema)
+    return runner, runner.recipe_name(args.recipe)
+
+
 def _status(args) -> int:
-    runner, recipe = _activate_recipe(args)
-    print(runner.format_status(runner.status(recipe)))
+    runner, name = _stored_recipe(args)
+    counts = runner.status(name)
+    if not any(counts["total"].values()):
+        print(f"recipe {name!r} has no steps in this schema; insert it with `nntransfer run` or "
+              "`nntransfer worker`, or pass the --schema it was inserted into.", file=sys.stderr)
+        return 1
+    print(runner.format_status(counts))
     return 0
 
 
 def _retry(args) -> int:
-    runner, recipe = _activate_recipe(args)
-    print(f"queued {runner.retry(recipe)} failed steps again")
+    runner, name = _stored_recipe(args)
+    print(f"queued {runner.retry(name)} failed steps again")
     return 0
 
 

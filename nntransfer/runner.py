@@ -26,6 +26,7 @@ from pathlib import Path
 from .configs import Experiment, TransferExperiment
 from .errors import ConfigError
 from .resolve import import_module
+from .tables.membership import RECIPE_NAME_LENGTH
 from .tables.transfer import STEP_STATES
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ DEFAULT_ORPHAN_TIMEOUT = 300.0
 
 @dataclass
 class Recipe:
-    """A loaded recipe: its name and its chains ``{name: TransferExperiment}``."""
+    """A loaded recipe: its name (see :func:`recipe_name`) and its chains ``{name: TransferExperiment}``."""
 
     name: str
     chains: dict
@@ -47,19 +48,52 @@ class Recipe:
         return [key for chain in self.chains.values() for key in chain.all_steps()]
 
 
+def recipe_name(spec: str) -> str:
+    """The name a recipe is stored under: its file's stem, or the last part of its module name.
+
+    ``recipes/digits_kd.py`` and ``recipes.digits_kd`` are the same recipe,
+    and a command that only reads the database (``status``, ``retry``) finds
+    it without importing the module.
+    """
+    path = Path(spec)
+    name = path.stem if spec.endswith(".py") else spec.rsplit(".", 1)[-1]
+    if not name:
+        raise ConfigError(f"{spec!r} names no recipe; give a module name or a .py file.")
+    if len(name) > RECIPE_NAME_LENGTH:
+        raise ConfigError(f"recipe name {name!r} has {len(name)} characters; at most {RECIPE_NAME_LENGTH} are "
+                          "stored, so rename the module.")
+    return name
+
+
+def restriction(recipe, table=None):
+    """The planned steps of ``recipe`` (a Recipe or a recipe name), as a join with its stored membership."""
+    from .tables.membership import restriction as member_steps
+
+    return member_steps(_table(table), _name(recipe))
+
+
+def _name(recipe) -> str:
+    return recipe.name if isinstance(recipe, Recipe) else recipe_name(recipe)
+
+
+def import_recipe(spec: str):
+    """Import the recipe module ``spec`` (a dotted module name or a path to a .py file, executed afresh)."""
+    path = Path(spec)
+    if not spec.endswith(".py"):
+        return import_module(spec, "recipe module")
+    if not path.is_file():
+        raise ConfigError(f"recipe file {spec!r} does not exist.")
+    module_name = f"nntransfer_recipe_{path.stem}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+
 def load_recipe(spec: str) -> Recipe:
     """Import the recipe module ``spec`` (a dotted module name or a path to a .py file)."""
-    path = Path(spec)
-    if spec.endswith(".py"):
-        if not path.is_file():
-            raise ConfigError(f"recipe file {spec!r} does not exist.")
-        module_name = f"nntransfer_recipe_{path.stem}"
-        module_spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[module_name] = module
-        module_spec.loader.exec_module(module)
-    else:
-        module = import_module(spec, "recipe module")
+    module = import_recipe(spec)
     experiments = getattr(module, "experiments", None)
     if experiments is None:
         raise ConfigError(f"recipe {spec!r} defines no `experiments` (a dict name -> Experiment or TransferExperiment).")
@@ -78,7 +112,7 @@ def load_recipe(spec: str) -> Recipe:
             raise ConfigError(f"recipe {spec!r}: experiments[{name!r}] is a {type(experiment).__name__}, "
                               "not an Experiment or TransferExperiment.")
         chains[str(name)] = experiment
-    return Recipe(name=spec, chains=chains)
+    return Recipe(name=recipe_name(spec), chains=chains)
 
 
 def _table(table=None):
@@ -88,14 +122,14 @@ def _table(table=None):
 
 
 def insert(recipe: Recipe, table=None) -> int:
-    """Insert every config and seed of ``recipe`` and plan its steps; return how many steps were new."""
-    from .tables import insert as insert_chain
+    """Insert every config and seed of ``recipe``, plan its steps and record them as the recipe's; return how many steps were new.
 
-    table = _table(table)
-    before = len(table.plan_table())
-    for name, chain in recipe.chains.items():
-        insert_chain(chain, table=table, planned_by=f"{recipe.name}: {name}"[:255])
-    return len(table.plan_table()) - before
+    Re-inserting an unchanged recipe is one query; a recipe whose module
+    changed (a chain or seed added) gets its new steps planned.
+    """
+    from .tables.insertion import insert_recipe
+
+    return insert_recipe(_table(table), recipe.name, recipe.chains)
 
 
 def populate_all(table, *restrictions, max_rounds: int = 100, **kwargs) -> dict:
@@ -120,7 +154,7 @@ def run(recipe: Recipe, table=None, max_rounds: int = 1000) -> dict:
     """Insert the recipe and train all its steps in this process, step after step."""
     table = _table(table)
     insert(recipe, table)
-    return populate_all(table, recipe.steps(), plan=False, suppress_errors=True, max_rounds=max_rounds)
+    return populate_all(table, restriction(recipe, table), plan=False, suppress_errors=True, max_rounds=max_rounds)
 
 
 def work(recipe: Recipe, table=None, orphan_timeout: float = DEFAULT_ORPHAN_TIMEOUT, poll: float = 1.0,
@@ -132,12 +166,13 @@ def work(recipe: Recipe, table=None, orphan_timeout: float = DEFAULT_ORPHAN_TIME
     some step is running or could become ready.
     """
     table = _table(table)
-    restriction = recipe.steps()
+    steps = restriction(recipe, table)
     trained = errors = 0
     idle_since = time.monotonic()
     while True:
-        table.jobs.refresh(orphan_timeout=orphan_timeout)
-        result = table.populate(restriction, plan=False, reserve_jobs=True, suppress_errors=True, max_calls=1)
+        table.jobs.refresh(steps, orphan_timeout=orphan_timeout)
+        result = table.populate(steps, plan=False, reserve_jobs=True, refresh=False, suppress_errors=True,
+                                max_calls=1)
         trained += result["success_count"]
         errors += len(result["error_list"])
         if result["success_count"] or result["error_list"]:
@@ -152,9 +187,12 @@ def work(recipe: Recipe, table=None, orphan_timeout: float = DEFAULT_ORPHAN_TIME
         time.sleep(poll)
 
 
-def status(recipe: Recipe, table=None) -> dict:
-    """Count the recipe's steps per transfer step and state (see ``TransferredTrainedModelBase.step_states``)."""
-    steps = _table(table).step_states(recipe.steps())
+def status(recipe, table=None) -> dict:
+    """Count the steps of ``recipe`` (a Recipe or a name) per transfer step and state, in one grouped query.
+
+    See ``TransferredTrainedModelBase.step_states``.
+    """
+    steps = _table(table).step_states(_name(recipe))
     total = dict.fromkeys(STEP_STATES, 0)
     for per_step in steps.values():
         for state, count in per_step.items():
@@ -162,9 +200,9 @@ def status(recipe: Recipe, table=None) -> dict:
     return {"steps": steps, "total": total}
 
 
-def retry(recipe: Recipe, table=None) -> int:
-    """Put the recipe's failed steps back in the queue; return how many."""
-    return _table(table).retry(recipe.steps())
+def retry(recipe, table=None) -> int:
+    """Put the failed steps of ``recipe`` (a Recipe or a name) back in the queue; return how many."""
+    return _table(table).retry(restriction(recipe, table))
 
 
 def format_status(counts: dict) -> str:

@@ -116,11 +116,10 @@ class ConfigTable:
             )
         if fn is None:
             raise TypeError(f"{type(self).__name__}.add_entry needs {k}_fn (a dotted function path).")
-        from .insertion import prepare_config_row, write_rows
+        from .insertion import complete_config, new_config_rows, write_rows
 
-        key, row = prepare_config_row(self, fn, config, comment)
-        if row is not None:
-            write_rows(self.connection, [(self, row)], fabrikant)
+        key, row = complete_config(self, fn, config, comment)
+        write_rows(self.connection, [(self, row) for row in new_config_rows(self, [row])], fabrikant)
         return key
 
     def get_entry(self, key: dict) -> tuple[str, dict, str]:

@@ -45,6 +45,7 @@ from ..db import import_datajoint
 from ..errors import ConfigError, TransferError
 from ..steps import CONFIG_FIELDS, plan_row, previous_from_plan_row, step_key, successor_history
 from ..serialization import state_dict_from_bytes, transfer_data_from_bytes
+from . import membership
 from .fabrik import schema
 from .trained import TrainingMixin, artifact_store
 
@@ -90,28 +91,35 @@ class PlannedStepBase:
         return previous_from_plan_row((self & step_key(key)).fetch1())
 
 
-class _CompanionPlan:
-    """Class attribute ``plan_table``: the table's plan table, declared in its schema on first use.
+class _Companion:
+    """Class attribute for a companion table (plan, recipes, recipe steps), declared in the table's schema on first use.
 
-    The trained-model table's definition references it (``-> self.plan_table``),
-    so declaring the table declares its plan first; a process that finds both
-    already declared still gets a usable class.
+    The trained-model table's definition references its plan
+    (``-> self.plan_table``), so declaring the table declares its plan first;
+    the recipe tables are declared when a recipe is first inserted or read.
+    A process that finds them already declared still gets usable classes.
     """
 
+    def __init__(self, attribute: str):
+        self.attribute = attribute
+
     def __get__(self, instance, owner):
-        plan = owner.__dict__.get("_plan_class")
-        if plan is None:
+        companion = owner.__dict__.get(self.attribute)
+        if companion is None:
             raise TypeError(f"{owner.__name__} is a template; subclass it and decorate the subclass with @schema.")
         database = owner.__dict__.get("database")
-        if database and plan.__dict__.get("database") != database:
+        if database and companion.__dict__.get("database") != database:
             context = {
                 "Dataset": owner.dataset_table,
                 "Model": owner.model_table,
                 "Trainer": owner.trainer_table,
                 "Seed": owner.seed_table,
             }
-            owner._connection.schemas[database](plan, context=context)
-        return plan
+            for name in ("recipe_table", "plan_table"):  # what the recipe steps reference, declared first
+                if name in companion.__dict__:
+                    setattr(companion, name, getattr(owner, name))
+            owner._connection.schemas[database](companion, context=context)
+        return companion
 
 
 class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
@@ -125,7 +133,9 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
 
     table_comment = "transferred trained models"
     transfer_recipe: list = []
-    plan_table = _CompanionPlan()
+    plan_table = _Companion("_plan_class")
+    recipe_table = _Companion("_recipe_class")
+    recipe_step_table = _Companion("_recipe_step_class")
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -141,6 +151,19 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
                 "__doc__": f"Steps planned for {cls.__name__}; see nntransfer.tables.transfer.",
                 "__module__": cls.__module__,
             },
+        )
+        cls._recipe_class = type(
+            f"{cls.__name__}Recipe",
+            (dj.Manual,),
+            {"definition": membership.recipe_definition(cls.table_comment), "__module__": cls.__module__,
+             "__doc__": f"Recipes of {cls.__name__}; see nntransfer.tables.membership."},
+        )
+        cls._recipe_step_class = type(
+            f"{cls.__name__}RecipeStep",
+            (dj.Manual,),
+            {"definition": membership.recipe_step_definition(cls.table_comment), "__module__": cls.__module__,
+             "recipe_table": None, "plan_table": None,
+             "__doc__": f"Steps of each recipe of {cls.__name__}; see nntransfer.tables.membership."},
         )
         cls.definition = f"""
         # {cls.table_comment}
@@ -222,45 +245,57 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         return len(self.plan_table()) - before
 
     # -- state of planned steps ---------------------------------------------
-    def step_states(self, restriction) -> dict:
-        """Count the planned steps in ``restriction`` per transfer step and state (see :data:`STEP_STATES`).
+    def step_states(self, recipe: str | None = None) -> dict:
+        """Count planned steps per transfer step and state (see :data:`STEP_STATES`), in one grouped query.
 
-        done: trained; running: reserved by a worker; error: failed (see
-        :meth:`retry`); pending: ready to train; blocked: waiting for its
-        previous step (a step after a failed one stays blocked until that
-        one is retried).  Returns ``{transfer_step: {state: count}}``.
+        ``recipe``: count only the steps of that recipe (its membership, see
+        :mod:`.membership`); None counts every planned step.  done: trained;
+        running: reserved by a worker; error: failed (see :meth:`retry`);
+        pending: ready to train; blocked: waiting for its previous step (a
+        step after a failed one stays blocked until that one is retried).
+        Returns ``{transfer_step: {state: count}}``.
         """
-        plan = self.plan_table()
-        primary = plan.primary_key
-        done = {_as_tuple(k, primary) for k in (self & restriction).keys()}
-        jobs = {_as_tuple(row, primary): row["status"] for row in (self.jobs & restriction).to_dicts()}
+        quote = self.connection.adapter.quote_identifier
+        primary = self.plan_table().primary_key
+
+        def joined(alias):
+            return " AND ".join(f"{alias}.{quote(name)} = p.{quote(name)}" for name in primary)
+
+        joins, args = [], []
+        if recipe is not None:
+            member = self.recipe_step_table()
+            joins.append(f"JOIN {member.full_table_name} m ON {joined('m')} AND m.{quote('recipe')} = %s")
+            args.append(recipe)
+        joins.append(f"LEFT JOIN {self.full_table_name} t ON {joined('t')}")
+        job_state = "NULL"
+        if self.jobs.is_declared:
+            joins.append(f"LEFT JOIN {self.jobs.full_table_name} j ON {joined('j')}")
+            job_state = f"j.{quote('status')}"
+        state = (
+            f"CASE WHEN t.{quote('transfer_step')} IS NOT NULL THEN 'done' "
+            f"WHEN {job_state} = 'reserved' THEN 'running' WHEN {job_state} = 'error' THEN 'error' "
+            f"WHEN p.{quote('ready')} = 1 THEN 'pending' ELSE 'blocked' END"
+        )
+        rows = self.connection.query(
+            f"SELECT p.{quote('transfer_step')}, {state}, COUNT(*) FROM {self.plan_table().full_table_name} p "
+            f"{' '.join(joins)} GROUP BY p.{quote('transfer_step')}, {state}",
+            args=tuple(args),
+        ).fetchall()
         counts = {}
-        for row in (plan & restriction).to_dicts():
-            key = _as_tuple(row, primary)
-            if key in done:
-                state = "done"
-            elif jobs.get(key) == "reserved":
-                state = "running"
-            elif jobs.get(key) == "error":
-                state = "error"
-            elif row["ready"]:
-                state = "pending"
-            else:
-                state = "blocked"
-            per_step = counts.setdefault(int(row["transfer_step"]), dict.fromkeys(STEP_STATES, 0))
-            per_step[state] += 1
+        for step, name, count in rows:
+            counts.setdefault(int(step), dict.fromkeys(STEP_STATES, 0))[name] = int(count)
         return dict(sorted(counts.items()))
 
     def failed_steps(self, restriction) -> list[dict]:
         """The steps in ``restriction`` whose last attempt failed: their key and error message."""
-        rows = (self.jobs.errors & restriction).to_dicts()
+        rows = self.jobs.errors.restrict(restriction, semantic_check=False).to_dicts()
         primary = self.plan_table().primary_key
         return [{**{name: row[name] for name in primary}, "error_message": row.get("error_message", "")}
                 for row in rows]
 
     def retry(self, restriction) -> int:
         """Clear the error records of the failed steps in ``restriction`` so workers train them again; return the count."""
-        failed = self.jobs.errors & restriction
+        failed = self.jobs.errors.restrict(restriction, semantic_check=False)
         count = len(failed)
         failed.delete_quick()
         return count
@@ -368,11 +403,6 @@ def _transfer_options(options) -> dict:
         return {}
     check_table_options("model", {"transfer": options})
     return dict(options)
-
-
-def _as_tuple(row: dict, primary) -> tuple:
-    """A step's primary key as a tuple, with the database's integer types normalised."""
-    return tuple(int(row[name]) if name in ("seed", "transfer_step", "data_transfer") else row[name] for name in primary)
 
 
 def _check_accepts_transfer_data(dataset_fn: str) -> None:
