@@ -8,8 +8,12 @@
     nntransfer retry RECIPE                queue the recipe's failed steps again
     nntransfer plot RECIPE [--out FILE]    print a recipe's results per chain and step, draw them
 
+    nntransfer search RECIPE [--trials N]  run trials of a search recipe here
+
 RECIPE is a module name or a .py file that defines ``experiments``
-(see :mod:`nntransfer.runner`).
+(see :mod:`nntransfer.runner`) or a ``search`` (see :mod:`nntransfer.search`):
+on a search recipe ``run`` and ``worker`` run trials until the study's budget
+is used, ``status`` shows the study and ``plot`` draws Optuna's figures.
 """
 
 from __future__ import annotations
@@ -80,7 +84,32 @@ def _activate_recipe(args):
     return runner, runner.load_recipe(args.recipe)
 
 
+def _search_action(args, action: str):
+    """Run ``action`` of :mod:`nntransfer.search.commands` if the recipe declares a ``search``; None otherwise."""
+    from . import runner
+
+    search = getattr(runner.import_recipe(args.recipe), "search", None)
+    if search is None:
+        return None
+    from .search import commands
+
+    return getattr(commands, action)(args, search, runner.import_recipe)
+
+
+def _search(args) -> int:
+    code = _search_action(args, "run_trials")
+    if code is None:
+        from .errors import ConfigError
+
+        raise ConfigError(f"recipe {args.recipe!r} declares no `search`; define search = nntransfer.search.Search(...) "
+                          "in it, or use `nntransfer run` for a recipe of fixed experiments.")
+    return code
+
+
 def _run(args) -> int:
+    code = _search_action(args, "run_trials")
+    if code is not None:
+        return code
     _set_threads(args.threads)
     runner, recipe = _activate_recipe(args)
     result = runner.run(recipe)
@@ -104,6 +133,9 @@ def _work_process(recipe_spec, schema, orphan_timeout, poll, verbose, threads):
 def _worker(args) -> int:
     import os
 
+    code = _search_action(args, "run_trials")
+    if code is not None:
+        return code
     threads = args.threads
     if threads is None and args.jobs > 1:
         threads = max(1, (os.cpu_count() or 1) // args.jobs)
@@ -136,6 +168,9 @@ def _stored_recipe(args):
 
 
 def _status(args) -> int:
+    code = _search_action(args, "show_status")
+    if code is not None:
+        return code
     runner, name = _stored_recipe(args)
     counts = runner.status(name)
     if not any(counts["total"].values()):
@@ -153,6 +188,9 @@ def _retry(args) -> int:
 
 
 def _plot(args) -> int:
+    code = _search_action(args, "plot")
+    if code is not None:
+        return code
     import matplotlib
 
     matplotlib.use("Agg")
@@ -230,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="torch threads per worker process (default: the cores shared out among --jobs)")
     _recipe_command(commands, "status", "count a recipe's steps: done, running, pending, blocked, error", _status)
     _recipe_command(commands, "retry", "queue a recipe's failed steps again", _retry)
+    from .search.commands import add_search_command
+
+    add_search_command(commands, _recipe_command, _search, _positive_int, _seconds)
     plot = _recipe_command(commands, "plot", "print a recipe's results and draw its learning curves and comparison", _plot)
     plot.add_argument("--out", default="nntransfer-plot.png", help="where to write the figure")
     plot.add_argument("--metric", default="validation.accuracy", help="metric of the learning curves")

@@ -248,7 +248,7 @@ def _train_phase(target, keys, watched, orphan_timeout, poll):
         result = target.train(keys)
         if result["error_list"]:
             key, error = result["error_list"][0]
-            return "error", f"training {dict(key)} failed: {error}"
+            return "error", f"training {_describe(key)} failed: {error}"
         finished = {target.identity(row) for row in target.done(keys)}
         if finished >= wanted:
             return "done", ""
@@ -258,13 +258,20 @@ def _train_phase(target, keys, watched, orphan_timeout, poll):
             return "pruned", message
         failed = [(k, m) for k, (s, m) in jobs.items() if s == "error"]
         if failed:
-            return "error", f"training {dict(failed[0][0])} failed: {failed[0][1]}"
+            return "error", f"training {_describe(dict(failed[0][0]))} failed: {failed[0][1]}"
         blocked = [(k, m) for k, (s, m) in jobs.items() if s == "ignore" and k not in finished]
         if blocked:
-            return "error", f"the step {dict(blocked[0][0])} is not trained: its job is ignored ({blocked[0][1]})"
+            return "error", f"{_describe(dict(blocked[0][0]))} is not trained: its job is ignored ({blocked[0][1]})"
         if not result["success_count"]:
             target.take_over(keys, orphan_timeout)  # another worker trains what this trial needs; wait for it
             time.sleep(poll)
+
+
+def _describe(key) -> str:
+    """A step in short for messages: its transfer step, trainer and seed."""
+    key = dict(key)
+    step = f"step {key['transfer_step']} " if "transfer_step" in key else ""
+    return f"{step}({key['trainer_fn'].rsplit('.', 1)[-1]} {key['trainer_hash'][:8]}, seed {key['seed']})"
 
 
 def _observer(search, trial, target, watched):

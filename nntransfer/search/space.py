@@ -187,6 +187,10 @@ class Categorical:
             return value
         return self.choices[self._options().index(value)]
 
+    def encode(self, value):
+        """The Optuna value of the choice ``value`` (its label when choices are labelled)."""
+        return canonical_json(value, "choice") if self._labelled else value
+
     def representatives(self) -> list:
         return list(self.choices)
 

@@ -1,0 +1,1 @@
+"""nnfabrik's module layout on nntransfer: replace `nnfabrik.` by `nntransfer.nnfabrik.` in import lines."""

@@ -1,0 +1,1 @@
+"""nnfabrik's utility modules on nntransfer."""
