@@ -5,6 +5,14 @@ the options after ``kind`` go to the matching torch scheduler.  The scheduler
 is built in ``start`` (once the optimizer exists), kept in
 ``state.scheduler`` so that checkpoints carry it, and stepped after every
 epoch; ``plateau`` steps on ``monitor`` and only in epochs that measured it.
+
+``cosine`` without ``T_max`` spans the run's epochs.  Its checkpoints are then
+tied to that epoch count: a finished run called again with more epochs on the
+same checkpoint store (extending it) would go on with the old, spent schedule,
+whose rate has reached its minimum and climbs again, and no run of the new
+length has the first epochs' rates.  So such an extension is refused; a run
+resumed with its own epoch count, and any schedule whose length is given,
+continue exactly.
 """
 
 from torch.optim import lr_scheduler
@@ -46,6 +54,8 @@ class LRSchedule(MainLoopModule):
         self.kind = kind
         self.monitor = monitor
         self.options = options
+        self.length_from_epochs = None
+        self.epochs = None
 
     def setup(self, state):
         if self.kind == "plateau":
@@ -60,8 +70,9 @@ class LRSchedule(MainLoopModule):
             return
         self.require(state.scheduler is None, "another module already set state.scheduler; use one schedule.")
         options = dict(self.options)
-        if self.kind == "cosine":
-            options.setdefault("T_max", max(state.max_epochs, 1))
+        self.epochs = state.max_epochs
+        if self.kind == "cosine" and "T_max" not in options:
+            self.length_from_epochs = options["T_max"] = max(state.max_epochs, 1)
         try:
             state.scheduler = KINDS[self.kind](state.optimizer, **options)
         except TypeError as error:
@@ -74,3 +85,18 @@ class LRSchedule(MainLoopModule):
                 state.scheduler.step(value)
         else:
             state.scheduler.step()
+
+    def state_dict(self) -> dict:
+        return {"length_from_epochs": self.length_from_epochs}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Refuse a checkpoint whose schedule spans another epoch count than this run's (see the module doc)."""
+        saved = state_dict.get("length_from_epochs")
+        self.require(
+            saved is None or saved == self.length_from_epochs,
+            f"the checkpoint was written by a run of {saved} epochs whose cosine schedule spans those "
+            f"{saved} epochs; this run has epochs={self.epochs}, and extending it would go on with "
+            "the spent schedule (its rate climbs again from the minimum). Give the schedule an explicit "
+            "T_max (its length then does not depend on epochs, and extending continues it), or train "
+            "this epoch count as a new run (another checkpoint store or folder).",
+        )
