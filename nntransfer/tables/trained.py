@@ -35,6 +35,7 @@ from ..serialization import (
     transfer_data_to_bytes,
 )
 from ..errors import TrainingPruned
+from . import checkpoint_protocol
 from .artifacts import ArtifactStore, artifact_definition
 from .pruning import record_pruned
 from .fabrik import Dataset, Fabrikant, Model, Seed, Trainer, schema
@@ -47,7 +48,9 @@ class TrainingCallback:
     """The ``cb`` that table-driven training hands to trainer functions.
 
     nnfabrik's contract only says the trainer may call it (with or without
-    arguments).  It carries ``checkpoint_store`` (the database checkpoints of
+    arguments); called with nnfabrik's checkpoint protocol (``state={"action":
+    "save" | "last" | "best", ...}``) it saves and restores checkpoints in the
+    database (:mod:`.checkpoint_protocol`).  It carries ``checkpoint_store`` (the database checkpoints of
     this key, so any worker can resume the training) and, called after every
     epoch, renews the job's reservation: ``jobs.refresh(orphan_timeout=t)``
     then hands a job to another worker only when its worker has been silent
@@ -66,6 +69,9 @@ class TrainingCallback:
     def __call__(self, *args, **info):
         if info:
             log.debug("training %s: %s", self.key, info)
+        if isinstance(info.get("state"), dict) and self.checkpoint_store is not None:
+            # nnfabrik's checkpoint protocol: cb(uid=..., epoch=..., model=..., state={"action": ...})
+            checkpoint_protocol.answer(self.checkpoint_store, info.get("epoch"), info.get("model"), info["state"])
         if self.observer is not None:
             self.observer(self.key, **info)
         if self.jobs is None or not self.jobs.is_declared:

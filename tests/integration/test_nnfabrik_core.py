@@ -33,3 +33,52 @@ def test_arrays_and_non_string_keys_in_an_output_come_back(db):
     assert output["per_unit"].dtype == np.float32
     assert output["by_noise"] == {0.08: 1.0, -1: 2.0} and output["best"] == 3
     assert (db.TrainedModel & key).fetch1("score") == 0.5
+
+
+def test_nnfabriks_checkpoint_protocol_resumes_where_the_interrupted_run_stopped(db, tmp_path, monkeypatch):
+    flag, log = tmp_path / "interrupt", tmp_path / "epochs"
+    flag.touch()
+    monkeypatch.setenv("NNF_TEST_INTERRUPT", str(flag))
+    monkeypatch.setenv("NNF_TEST_EPOCH_LOG", str(log))
+    key = _entries(db, trainer_fn=f"{FNS}.chkpt_trainer_fn",
+                   trainer_config={"epochs": 4, "interrupt_after": 2, "chkpt_options": {"keep_best_n": 0}})
+    db.TrainedModel.populate(key, reserve_jobs=True, suppress_errors=True)
+    assert not db.TrainedModel & key
+    assert log.read_text().split() == ["0", "1"]
+    stored = db.Checkpoint.to_arrays("checkpoint_name")
+    assert list(stored) == ["nnfabrik-000001"]  # keep_last_n=1, keep_best_n=0
+    (db.TrainedModel.jobs & "status='error'").delete()  # as nnfabrik's checkpoint notebook does
+    db.TrainedModel.populate(key, reserve_jobs=True)
+    assert log.read_text().split() == ["0", "1", "2", "3"]  # epochs 0 and 1 were not trained again
+    accuracies, epochs = db.TrainedModel().fetch_output(key)
+    assert epochs == 4 and len(accuracies) == 4  # the tracker came back from the checkpoint
+    assert len(db.Checkpoint()) == 0  # removed once the training is stored
+
+
+def test_the_protocol_keeps_the_best_and_restores_it(db):
+    from nntransfer.tables import DatabaseCheckpointStore
+    from nntransfer.tables.checkpoint_protocol import answer
+    from itest_nnfabrik import digits_dataset_fn, digits_model_fn
+
+    key = _entries(db)
+    store = DatabaseCheckpointStore(db.TrainedModel(), key)
+    model = digits_model_fn(digits_dataset_fn(7), 7, h_dim=8)
+    optimizer = __import__("torch").optim.Adam(model.parameters())
+    for epoch, score in enumerate([0.5, 0.9, 0.7, 0.6]):
+        for parameter in model.parameters():
+            parameter.data.fill_(epoch)
+        answer(store, epoch, model, {"action": "save", "score": score, "optimizer": optimizer, "keep_best_n": 1,
+                                     "keep_last_n": 1, "keep_selection": (0,), "tracker": [score]})
+    assert sorted(e["epoch"] for e in store.list()) == [0, 1, 3]
+    state = {"action": "best", "optimizer": optimizer}
+    answer(store, -1, model, state)
+    assert state["epoch"] == 1 and state["score"] == 0.9 and state["tracker"] == [0.9]
+    assert all((p == 1).all() for p in model.parameters())
+    state = {"action": "last"}
+    answer(store, -1, None, state)
+    assert state["epoch"] == 3 and set(state) >= {"net", "optimizer", "tracker"}
+    with pytest.raises(Exception, match="'save', 'last' and 'best'"):
+        answer(store, 0, model, {"action": "restore"})
+    with pytest.raises(Exception, match="cannot hold safely"):
+        answer(store, 4, model, {"action": "save", "score": 1.0, "thing": object()})
+    store.clear()
