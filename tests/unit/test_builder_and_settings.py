@@ -96,6 +96,17 @@ def test_import_opens_no_connection_and_loads_no_heavy_module():
     assert out.strip() == "[]"
 
 
+def test_the_read_only_commands_load_the_table_layer_without_torch():
+    """status, retry and results read the database; importing torch (seconds) is not their job."""
+    code = (
+        "import sys; from nntransfer import cli, runner, tables; "
+        "from nntransfer.tables import membership, insertion; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
 def test_cli_db_status_on_a_fresh_home(tmp_path):
     env = dict(os.environ, NNTRANSFER_HOME=str(tmp_path / "home"), NNTRANSFER_DB="embedded")
     result = subprocess.run([sys.executable, "-m", "nntransfer.cli", "db", "status"], env=env,
