@@ -12,7 +12,7 @@ place that defines them, below all of those and without a database.
 import numpy as np
 
 from nntransfer.errors import ConfigError, TransferError
-from nntransfer.hashing import canonical_json, digest
+from nntransfer.hashing import HASHINGS, canonical_json, digest, make_hash
 
 CONFIG_KINDS = ("dataset", "model", "trainer")
 CONFIG_FIELDS = tuple(f"{kind}_{part}" for kind in CONFIG_KINDS for part in ("fn", "hash"))
@@ -37,30 +37,31 @@ def step_key(key: dict) -> dict:
     return step
 
 
-def chain_keys(step_configs: list, seed: int, data_transfer: list) -> list:
+def chain_keys(step_configs: list, seed: int, data_transfer: list, hashing: str = "canonical") -> list:
     """The full keys of one chain for one seed, step 0 first.
 
     ``step_configs`` holds per step the six config key fields
-    (:data:`CONFIG_FIELDS`); ``data_transfer`` per step what it hands on.
+    (:data:`CONFIG_FIELDS`); ``data_transfer`` per step what it hands on;
+    ``hashing`` how histories are folded (see :func:`collapse_history`).
     """
     keys = []
     history = ""
     for step, (configs, flag) in enumerate(zip(step_configs, data_transfer)):
         if keys:
-            history = collapse_history(history, keys[-1])
+            history = collapse_history(history, keys[-1], hashing)
         key = {name: configs[name] for name in CONFIG_FIELDS}
         key.update(seed=seed, transfer_step=step, data_transfer=int(bool(flag)), collapsed_history=history)
         keys.append(key)
     return keys
 
 
-def successor_history(key: dict) -> str:
+def successor_history(key: dict, hashing: str = "canonical") -> str:
     """The ``collapsed_history`` of every step that follows ``key``."""
     key = step_key(key)
-    return collapse_history(key["collapsed_history"], key)
+    return collapse_history(key["collapsed_history"], key, hashing)
 
 
-def collapse_history(previous_history, previous_key):
+def collapse_history(previous_history, previous_key, hashing: str = "canonical"):
     """Return the ``collapsed_history`` of the step after ``previous_key``.
 
     A transfer step's row is found by its own dataset/model/trainer/seed and
@@ -73,7 +74,14 @@ def collapse_history(previous_history, previous_key):
     Values are normalised first (numpy integers to int, 0/1 flags to bool), so
     a key fetched from any database backend gives the same hash as the key
     that was inserted.
+
+    ``hashing="nnfabrik"`` folds as nnfabrik's ``CollapsedHistory`` did (and
+    sinzlab nntransfer's ``get_restrictions``): :func:`~nntransfer.hashing.make_hash`
+    of the previous step's full key with ``data_transfer`` as 0 or 1, so the
+    keys of an nnfabrik database and of its recipes stay valid.
     """
+    if hashing not in HASHINGS:
+        raise ConfigError(f"hashing must be one of {list(HASHINGS)}, got {hashing!r}.")
     if type(previous_history) is not str:
         raise ConfigError(
             f"previous_history must be the previous step's collapsed_history (a str, "
@@ -103,6 +111,8 @@ def collapse_history(previous_history, previous_key):
     for name in ("seed", "transfer_step"):
         key[name] = _as_int(key[name], name)
     key["data_transfer"] = _as_flag(key["data_transfer"])
+    if hashing == "nnfabrik":
+        return make_hash({**key, "data_transfer": int(key["data_transfer"]), "collapsed_history": previous_history})
     return digest(canonical_json({"history": previous_history, "key": key}, "previous_key"))
 
 
@@ -123,7 +133,7 @@ def _as_flag(value):
     )
 
 
-def plan_row(key: dict, previous: dict | None, planned_by: str = "") -> dict:
+def plan_row(key: dict, previous: dict | None, planned_by: str = "", hashing: str = "canonical") -> dict:
     """The plan row of step ``key`` whose previous step is ``previous`` (None at step 0).
 
     Checks that the chain is consistent: step numbers follow each other and
@@ -147,7 +157,7 @@ def plan_row(key: dict, previous: dict | None, planned_by: str = "") -> dict:
             f"step {key['transfer_step']} cannot follow step {previous['transfer_step']}; a chain may not skip "
             "or repeat a step."
         )
-    expected = collapse_history(previous["collapsed_history"], previous)
+    expected = collapse_history(previous["collapsed_history"], previous, hashing)
     if key["collapsed_history"] != expected:
         raise TransferError(
             f"step {key} has collapsed_history {key['collapsed_history']!r}, but following {previous} it must be "

@@ -12,7 +12,7 @@ import getpass
 
 from ..configs.functions import split_table_options
 from ..db import import_datajoint
-from ..errors import FabrikantError
+from ..errors import DatabaseError, FabrikantError
 from ..hashing import from_jsonable
 
 dj = import_datajoint()
@@ -73,11 +73,17 @@ FN_LENGTH = 128
 COMMENT_LENGTH = 256
 
 
-def _config_definition(kind: str) -> str:
+HASHING_MARK = "[keys: nnfabrik's make_hash]"
+"""Written into the comment of config tables that key their rows with nnfabrik's hash."""
+
+
+def _config_definition(kind: str, hashing: str = "canonical") -> str:
+    mark = f" {HASHING_MARK}" if hashing == "nnfabrik" else ""
+    what = "nnfabrik's make_hash of the configuration as given" if hashing == "nnfabrik" else "canonical hash of the configuration"
     return f"""
-    # {kind} functions and their configurations
+    # {kind} functions and their configurations{mark}
     {kind}_fn: varchar({FN_LENGTH})     # dotted path of the {kind} function
-    {kind}_hash: char(32)       # canonical hash of the configuration
+    {kind}_hash: char(32)       # {what}
     ---
     {kind}_config: json         # keyword arguments of the function
     -> Fabrikant.proj({kind}_fabrikant='fabrikant_name')
@@ -87,9 +93,30 @@ def _config_definition(kind: str) -> str:
 
 
 class ConfigTable:
-    """Behaviour shared by Dataset, Model and Trainer (a mixin, not a table)."""
+    """Behaviour shared by Dataset, Model and Trainer (a mixin, not a table).
+
+    ``hashing`` is how the table keys its rows (:data:`nntransfer.hashing.HASHINGS`):
+    ``"canonical"`` (the default: the config completed with the function's
+    defaults, hashed as canonical JSON) or ``"nnfabrik"`` (nnfabrik's
+    ``make_hash`` of the config as given, no completion; the tables of
+    :func:`nntransfer.nnfabrik.main.my_nnfabrik` choose it).  The choice is
+    written into the table's comment when it is declared, and a table class
+    with the other choice is refused on that table, so one schema never mixes
+    the two.
+    """
 
     kind: str = ""
+    hashing: str = "canonical"
+
+    def check_hashing(self) -> None:
+        """Refuse to write keys of one hashing into a table declared with the other."""
+        declared = "nnfabrik" if HASHING_MARK in (self.heading.table_status or {}).get("comment", "") else "canonical"
+        if declared != self.hashing:
+            raise DatabaseError(
+                f"{self.full_table_name} keys its rows with {declared} hashes, but {type(self).__name__} writes "
+                f"{self.hashing} ones; use the table classes this schema was made with "
+                f"({'nntransfer.nnfabrik.main.my_nnfabrik' if declared == 'nnfabrik' else 'nntransfer.activate'})."
+            )
 
     def add_entry(self, fn=None, config=None, fabrikant=None, comment="", skip_duplicates=False, **named):
         """Insert a configuration; return its key.

@@ -19,7 +19,7 @@ import logging
 from ..configs import Config, Experiment, TransferExperiment
 from ..configs.functions import config_class_for
 from ..errors import ConfigError, DuplicateEntryError
-from ..hashing import canonical_json, config_hash, from_jsonable, to_stored
+from ..hashing import canonical_json, config_hash, from_jsonable, make_hash, nnfabrik_config, to_stored
 from ..resolve import check_allowed, stored_names
 from .fabrik import COMMENT_LENGTH, FN_LENGTH, Fabrikant, Seed, table_for_kind
 from . import membership
@@ -45,6 +45,11 @@ def complete_config(table, fn, config, comment=""):
     with stored_names():  # the function and every name in its config must lie in an allowed package
         check_allowed(fn, f"{kind}_fn")
         completed = config_class_for(fn, kind)(**(config or {})).to_dict()
+    if getattr(table, "hashing", "canonical") == "nnfabrik":
+        # checked as above, but stored and keyed as given, as nnfabrik did (see nntransfer.hashing)
+        completed = nnfabrik_config(config or {})
+        key = {f"{kind}_fn": fn, f"{kind}_hash": make_hash(completed)}
+        return key, {**key, f"{kind}_config": to_stored(completed, path=f"{kind}_config"), f"{kind}_comment": comment or ""}
     key = {f"{kind}_fn": fn, f"{kind}_hash": config_hash(completed)}
     return key, {**key, f"{kind}_config": to_stored(completed, path=f"{kind}_config"), f"{kind}_comment": comment or ""}
 
@@ -57,6 +62,7 @@ def new_config_rows(table, rows: list) -> list:
     DuplicateEntryError (a hash collision or an edited row).
     """
     kind = table.kind
+    table.check_hashing()
     fn_column, hash_column, config_column = f"{kind}_fn", f"{kind}_hash", f"{kind}_config"
     unique = {}
     for row in rows:

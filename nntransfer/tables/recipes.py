@@ -133,14 +133,14 @@ def _apply(target, recipe: dict, table_name: str) -> int:
     rows = []
     for start in range(0, len(new_histories), 500):
         chunk = [{"successor_history": h} for h in new_histories[start:start + 500]]
-        rows.extend(_successor_rows(sources & chunk, plan, recipe, table_name))
+        rows.extend(_successor_rows(sources & chunk, plan, recipe, table_name, target.history_hashing))
     plan.insert(rows, skip_duplicates=True)
     if rows:
         log.info("%s planned %d step-%d entries", table_name, len(rows), step)
     return len(rows)
 
 
-def _successor_rows(sources, plan, recipe: dict, table_name: str) -> list:
+def _successor_rows(sources, plan, recipe: dict, table_name: str, hashing: str = "canonical") -> list:
     step = int(recipe["transfer_step"])
     rows = []
     for source in sources.to_dicts():
@@ -149,7 +149,7 @@ def _successor_rows(sources, plan, recipe: dict, table_name: str) -> list:
         new.update(recipe["transfer_to"])
         new.update(seed=previous["seed"], transfer_step=step, data_transfer=int(bool(recipe["data_transfer"])),
                    collapsed_history=source["successor_history"])
-        rows.append(plan_row(new, previous, f"{table_name} {recipe['recipe_hash']}"))
+        rows.append(plan_row(new, previous, f"{table_name} {recipe['recipe_hash']}", hashing))
     return rows
 
 

@@ -180,6 +180,11 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         index(successor_history)
         """
 
+    @property
+    def history_hashing(self) -> str:
+        """How ``collapsed_history`` is folded: as the config tables key their rows (see :mod:`nntransfer.hashing`)."""
+        return getattr(self.dataset_table, "hashing", "canonical")
+
     # -- what to compute ---------------------------------------------------
     @property
     def key_source(self):
@@ -235,7 +240,8 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
 
     def plan_rows(self, steps: list, planned_by: str = "") -> list:
         """The checked plan rows of one chain (full step keys, step 0 first, as TransferExperiment.steps gives)."""
-        return [plan_row(key, steps[index - 1] if index else None, planned_by) for index, key in enumerate(steps)]
+        return [plan_row(key, steps[index - 1] if index else None, planned_by, self.history_hashing)
+                for index, key in enumerate(steps)]
 
     def plan_chain(self, steps: list, planned_by: str = "") -> int:
         """Plan every step of one chain; return how many steps were new."""
@@ -344,7 +350,7 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         return {
             "received": extra.get("received", RECEIVED_NOTHING),
             "load_report": extra.get("load_report"),
-            "successor_history": successor_history(key),
+            "successor_history": successor_history(key, self.history_hashing),
         }
 
     # -- reading -----------------------------------------------------------

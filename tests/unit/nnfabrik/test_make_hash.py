@@ -99,3 +99,24 @@ def test_a_dict_field_keeps_non_string_keys_and_a_str_field_takes_a_numpy_string
     config = Noise(noise_std={0.08: 0.1, -1: 0.5}, optimizer=np.str_("sgd"))
     assert config.noise_std == {0.08: 0.1, -1: 0.5} and type(config.optimizer) is str
     assert Noise.from_json(config.to_json()) == config
+
+
+STEP0 = {"dataset_fn": "d.f", "dataset_hash": "a" * 32, "model_fn": "m.f", "model_hash": "b" * 32,
+         "trainer_fn": "t.f", "trainer_hash": "c" * 32, "seed": 42, "transfer_step": 0, "data_transfer": True,
+         "collapsed_history": ""}
+
+
+def test_nnfabrik_histories_fold_as_nnfabriks_collapsed_history_did():
+    from nntransfer.steps import chain_keys, collapse_history
+
+    step1 = collapse_history("", STEP0, "nnfabrik")
+    assert step1 == "5f0258926d11ce53f7832d245357e180"
+    step1_key = {**STEP0, "transfer_step": 1, "data_transfer": 0, "collapsed_history": step1}
+    assert collapse_history(step1, step1_key, "nnfabrik") == "1501eeb981e58eb2d4487fc85e47f0b6"
+    configs = {name: STEP0[name] for name in ("dataset_fn", "dataset_hash", "model_fn", "model_hash",
+                                              "trainer_fn", "trainer_hash")}
+    keys = chain_keys([configs, configs, configs], 42, [True, False, False], hashing="nnfabrik")
+    assert [k["collapsed_history"] for k in keys] == ["", step1, "1501eeb981e58eb2d4487fc85e47f0b6"]
+    assert collapse_history("", STEP0) != step1  # the canonical default is unchanged
+    with pytest.raises(ConfigError, match="hashing must be one of"):
+        collapse_history("", STEP0, "md5")
