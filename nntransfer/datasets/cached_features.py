@@ -2,9 +2,15 @@
 
 When only a new head is trained on top of a frozen network, running the
 backbone in every epoch repeats the same computation.  These helpers run it
-once per split (with :func:`nntransfer.transfer.features.extract_features`,
-in dataset order and without augmentation) and return ordinary loaders whose
-inputs are the feature vectors.  Labels, class attributes and transfer-data
+once per split (batch by batch with
+:func:`nntransfer.transfer.features.extract_feature_batches`, in dataset
+order, without augmentation, with the source loader's workers) and return
+ordinary loaders whose inputs are the feature vectors.  The features go to a
+file in the temporary folder (``TMPDIR``) in chunks of :data:`CHUNK_BYTES`
+and are read from there one row at a time
+(:class:`~nntransfer.datasets.file_rows.FileRows`), so a cache larger than
+memory works and memory holds one chunk; the file is removed when its loaders
+are gone.  Labels, class attributes and transfer-data
 extras of the source datasets carry over, so any model builder of
 :mod:`nntransfer.models` (an MLP, or a linear head with ``hidden_sizes=[]``)
 can be trained on them.
@@ -45,14 +51,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from nntransfer.datasets.file_rows import FileRows, write_rows
 from nntransfer.datasets.loaders import make_loader
 from nntransfer.datasets.tensor_dataset import ImageTensorDataset
 from nntransfer.errors import DataError, TransferError
 from nntransfer.resolve import resolve_fn
-from nntransfer.transfer.features import extract_features, get_layer
+from nntransfer.transfer.features import check_rows, extract_feature_batches, get_layer, ordered_loader
 from nntransfer.transfer.provenance import receive
 
 log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 64 * 2**20
+"""Features are gathered into chunks of about this size and each chunk is written to the cache file."""
 
 
 def cached_feature_loaders(
@@ -93,8 +103,33 @@ def _feature_loader(backbone, split, loader, layer, batch_size, seed) -> DataLoa
             f"Cached features need the datasets of nntransfer.datasets; the {split!r} loader "
             f"holds a {type(source).__name__}."
         )
-    features = extract_features(backbone, source.without_augmentation(), layer=layer)
-    return _loader_over(torch.from_numpy(features), source, split, batch_size or loader.batch_size, seed)
+    batches = extract_feature_batches(backbone, ordered_loader(loader), [layer] if layer else None)
+    rows = write_rows(_in_chunks((batch[layer] for batch in batches), CHUNK_BYTES))
+    check_rows(len(rows), len(source), layer)
+    return _loader_over(rows, source, split, batch_size or loader.batch_size, seed)
+
+
+def _in_chunks(batches, chunk_bytes: int):
+    """Feature batches, flattened to float32 rows, gathered into chunks of about ``chunk_bytes``.
+
+    One buffer is filled and handed on when full, so memory holds one chunk
+    and the file gets a few large writes instead of one per batch.
+    """
+    buffer, filled = None, 0
+    for batch in batches:
+        rows = batch.reshape(len(batch), -1).astype(np.float32, copy=False)
+        if buffer is None:
+            buffer = np.empty((max(1, chunk_bytes // max(rows.shape[1] * 4, 1)), rows.shape[1]), np.float32)
+        start = 0
+        while start < len(rows):
+            take = min(len(rows) - start, len(buffer) - filled)
+            buffer[filled : filled + take] = rows[start : start + take]
+            filled, start = filled + take, start + take
+            if filled == len(buffer):
+                yield buffer
+                filled = 0
+    if filled:
+        yield buffer[:filled]
 
 
 def _refuse_augmentation(split, dataset) -> None:
@@ -128,10 +163,10 @@ def _warn_about_training_mode_layers(backbone: nn.Module, layer: str | None) -> 
         )
 
 
-def _loader_over(features: torch.Tensor, source: ImageTensorDataset, split, batch_size, seed) -> DataLoader:
+def _loader_over(features, source: ImageTensorDataset, split, batch_size, seed) -> DataLoader:
     """A loader whose inputs are ``features`` (flattened per sample) and whose labels are ``source``'s."""
     dataset = ImageTensorDataset(
-        features.reshape(len(source), -1).float(),
+        features if isinstance(features, FileRows) else features.reshape(len(source), -1).float(),
         source.labels,
         classes=source.classes,
         return_index=source.return_index,

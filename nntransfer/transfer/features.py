@@ -171,45 +171,70 @@ def extract_features(
     names = [layer] if isinstance(layer, str) else (list(layer) if layer is not None else [])
     if layer is not None and not names:
         raise TransferError("extract_features: layer is an empty list; pass None, a name or names")
+    ordered = ordered_loader(loader, batch_size)
+    chunks = {name: [] for name in (names or [None])}
+    for batch in extract_feature_batches(model, ordered, names or None, device=device, data_key=data_key):
+        for name, array in batch.items():
+            chunks[name].append(array)
+    expected = len(ordered.dataset)
+    arrays = {}
+    for name, parts in chunks.items():
+        array = np.concatenate(parts) if parts else np.empty((0,))
+        check_rows(len(array), expected, name)
+        arrays[name] = array
+    if isinstance(layer, str) or layer is None:
+        return arrays[layer]
+    return arrays
+
+
+def check_rows(rows: int, expected: int, name: Optional[str]) -> None:
+    """Refuse features whose row count is not the dataset's: they could not be aligned."""
+    if rows != expected:
+        raise TransferError(
+            f"extracted {rows} rows for {name or 'the model output'} but the dataset has "
+            f"{expected} samples; the model must return one row per input sample"
+        )
+
+
+def extract_feature_batches(
+    model: nn.Module,
+    ordered: DataLoader,
+    names: Optional[Sequence[str]] = None,
+    *,
+    device: Optional[Union[str, torch.device]] = None,
+    data_key=None,
+):
+    """Yield ``{name: array}`` per batch of the non-shuffled loader ``ordered``.
+
+    The name is ``None`` for the model output when ``names`` is empty.  The
+    batch-by-batch form of :func:`extract_features`, for callers that write
+    the rows away as they come (a feature cache larger than memory).  Eval
+    mode and ``no_grad`` hold between batches; train/eval flags are restored
+    when the generator ends or is closed.
+    """
+    names = list(names or [])
     if device is None:
         first = next(model.parameters(), None)
         device = first.device if first is not None else torch.device("cpu")
-    ordered = ordered_loader(loader, batch_size)
-    chunks = {name: [] for name in (names or [None])}
     modes = {module: module.training for module in model.modules()}
     capture = FeatureCapture(model, names, detach=True) if names else None
     try:
         model.eval()
-        with torch.no_grad():
-            for batch in ordered:
-                inputs = _batch_inputs(batch)
-                if isinstance(inputs, torch.Tensor):
-                    inputs = inputs.to(device)
-                if capture is not None:
-                    capture.clear()
+        for batch in ordered:
+            inputs = _batch_inputs(batch)
+            if isinstance(inputs, torch.Tensor):
+                inputs = inputs.to(device)
+            if capture is not None:
+                capture.clear()
+            with torch.no_grad():
                 output = model(inputs) if data_key is None else model(inputs, data_key=data_key)
-                output = split_output(output)[0]
-                if capture is None:
-                    chunks[None].append(_to_numpy(output, "the model output"))
-                else:
-                    for name in names:
-                        chunks[name].append(_to_numpy(capture[name], f"the output of {name!r}"))
+            output = split_output(output)[0]
+            if capture is None:
+                yield {None: _to_numpy(output, "the model output")}
+            else:
+                yield {name: _to_numpy(capture[name], f"the output of {name!r}") for name in names}
     finally:
         if capture is not None:
             capture.remove()
         for module, mode in modes.items():
             module.training = mode
-
-    expected = len(ordered.dataset)
-    arrays = {}
-    for name, parts in chunks.items():
-        array = np.concatenate(parts) if parts else np.empty((0,))
-        if len(array) != expected:
-            raise TransferError(
-                f"extracted {len(array)} rows for {name or 'the model output'} but the dataset has "
-                f"{expected} samples; the model must return one row per input sample"
-            )
-        arrays[name] = array
-    if isinstance(layer, str) or layer is None:
-        return arrays[layer]
-    return arrays

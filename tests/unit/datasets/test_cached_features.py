@@ -31,7 +31,7 @@ def test_features_follow_dataset_order(trained):
         clean = torch.stack([source[i][0] for i in range(len(source))])
         with torch.no_grad():
             expected = model.features(clean)
-        assert torch.allclose(target.images, expected, atol=1e-6)
+        assert torch.allclose(target.images.to_tensor(), expected, atol=1e-6)
         assert torch.equal(target.labels, source.labels)
         assert target.num_classes == 10 and target.input_shape == (16,)
 

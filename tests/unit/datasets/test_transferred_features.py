@@ -30,7 +30,7 @@ def test_inputs_are_the_generated_features_and_labels_follow_the_source(generate
         assert torch.equal(dataset.labels, source[split].dataset.labels)
         assert dataset.classes == [5, 6, 7, 8, 9]
         assert dataset.input_shape == (64,)
-        assert torch.allclose(dataset.images, cached[split].dataset.images, atol=1e-6)
+        assert torch.allclose(dataset.images, cached[split].dataset.images.to_tensor(), atol=1e-6)
     # Same seed, same shuffle: the batches come in the same order as the source's.
     first = next(iter(loaders["train"]))[1]
     assert torch.equal(first, next(iter(source["train"]))[1])
