@@ -28,11 +28,13 @@ RUNTIME_PARAMETERS = {"dataset": ("transfer_data",), "model": (), "trainer": ()}
 run time (the previous step's transfer data): not config fields either, since
 they hold arrays, not parameters."""
 
-TABLE_OPTIONS = {"dataset": {}, "model": {"transfer": dict}, "trainer": {}}
+TABLE_OPTIONS = {"dataset": {}, "model": {"transfer": dict | bool}, "trainer": {}}
 """Per kind, config fields that every function of the kind gets although its
 signature lacks them: options the table layer reads and takes out before the
 call.  ``transfer`` (model configs) steers how a transfer step loads the
-previous step's state: ``{"rename": {...}, "include": [...], "exclude": [...]}``.
+previous step's state: ``{"rename": {...}, "include": [...], "exclude": [...]}``;
+``True`` (or ``False``), as nnfabrik's configs hold it, is nnfabrik's flexible
+load: every entry whose name and shape fit is loaded and the rest reported.
 They are hashed when set, since they change what is trained, and left out
 while ``None`` (see ``Config.omitted_when_none``)."""
 
@@ -142,7 +144,7 @@ def _options_check(kind, own_check):
 def check_table_options(kind, config):
     """Refuse a table option whose content the table layer could not use (see :data:`TABLE_OPTIONS`)."""
     transfer = config.get("transfer") if kind == "model" else None
-    if transfer is None:
+    if transfer is None or isinstance(transfer, bool):
         return
     where = "model_config['transfer']"
     unknown = sorted(set(transfer) - set(TRANSFER_KEYS))

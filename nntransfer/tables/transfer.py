@@ -405,7 +405,7 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
 
 
 def _transfer_options(options) -> dict:
-    if options is None:
+    if options is None or isinstance(options, bool):  # nnfabrik's transfer=True: the default partial load
         return {}
     check_table_options("model", {"transfer": options})
     return dict(options)
