@@ -9,6 +9,10 @@ by a non-shuffled loader with the same collate_fn.  Each split's data also
 records the split and a fingerprint of its targets in dataset order (see
 :mod:`nntransfer.transfer.provenance`), so that a receiving dataset refuses
 rows that belong to other samples.
+
+Inputs are read one batch at a time (through the loader's workers, for data
+that streams from disk) and each output is written into one array allocated
+for the whole split, so 10^6 samples need memory for their outputs only.
 """
 
 import numpy as np
@@ -70,7 +74,9 @@ def generate_transfer_data(
 
 def _run_split(model, split, loader, layers, batch_size, device):
     ordered = ordered_loader(loader, batch_size)
-    logits, features, all_targets = [], {name: [] for name in layers}, []
+    expected = len(ordered.dataset)
+    sinks = {name: _Rows(name, expected) for name in ["logits", *(f"features.{layer}" for layer in layers)]}
+    targets_seen = _Rows("targets", expected)
     correct, labelled = 0, 0
     was_training = model.training
     capture = FeatureCapture(model, layers, detach=True) if layers else None
@@ -79,14 +85,17 @@ def _run_split(model, split, loader, layers, batch_size, device):
         with torch.no_grad():
             for batch in ordered:
                 inputs, targets, _ = unpack(batch)
-                all_targets.append(targets)
+                if targets_seen is not None and isinstance(targets, torch.Tensor):
+                    targets_seen.add(targets)
+                else:
+                    targets_seen = None
                 inputs = to_device(inputs, device)
                 if capture is not None:
                     capture.clear()
                 output, _ = split_output(model(inputs))
-                logits.append(_rows(output, "the model output"))
+                sinks["logits"].add(_rows(output, "the model output"))
                 for name in layers:
-                    features[name].append(_rows(capture[name], f"the output of layer {name!r}"))
+                    sinks[f"features.{name}"].add(_rows(capture[name], f"the output of layer {name!r}"))
                 if (
                     isinstance(targets, torch.Tensor)
                     and output.dim() == 2
@@ -99,19 +108,44 @@ def _run_split(model, split, loader, layers, batch_size, device):
         if capture is not None:
             capture.remove()
         model.train(was_training)
-    expected = len(ordered.dataset)
-    data = {"logits": torch.cat(logits).numpy() if logits else np.empty((0,))}
-    for name, parts in features.items():
-        data[f"features.{name}"] = torch.cat(parts).numpy()
-    for name, array in data.items():
-        if len(array) != expected:
+    data = {name: sink.array() for name, sink in sinks.items()}
+    if targets_seen is not None and expected:
+        data.update(record(split, targets_seen.array()))
+    return data, (correct / labelled if labelled else None)
+
+
+class _Rows:
+    """One output's rows for a whole split, written batch by batch into one array.
+
+    The array is allocated once the first batch shows the row shape, so a
+    split of 10^6 samples needs its outputs' memory and one batch, never a
+    list of batches plus their concatenation.
+    """
+
+    def __init__(self, name: str, expected: int):
+        self.name, self.expected = name, expected
+        self.values, self.filled = None, 0
+
+    def add(self, rows: torch.Tensor) -> None:
+        rows = rows.numpy()
+        if self.values is None:
+            self.values = np.empty((self.expected, *rows.shape[1:]), dtype=rows.dtype)
+        if self.filled + len(rows) > self.expected or rows.shape[1:] != self.values.shape[1:]:
             raise TransferError(
-                f"{name} has {len(array)} rows but the dataset has {expected} samples; "
+                f"{self.name}: a batch of shape {tuple(rows.shape)} does not fit rows {self.values.shape[1:]} of "
+                f"a dataset of {self.expected} samples ({self.filled} filled); the model must return one row "
+                "of the same shape per input sample."
+            )
+        self.values[self.filled : self.filled + len(rows)] = rows
+        self.filled += len(rows)
+
+    def array(self) -> np.ndarray:
+        if self.filled != self.expected:
+            raise TransferError(
+                f"{self.name} has {self.filled} rows but the dataset has {self.expected} samples; "
                 "the model must return one row per input sample."
             )
-    if all_targets and all(isinstance(targets, torch.Tensor) for targets in all_targets):
-        data.update(record(split, torch.cat(all_targets)))
-    return data, (correct / labelled if labelled else None)
+        return self.values if self.values is not None else np.empty((0,))
 
 
 def _rows(value, what: str) -> torch.Tensor:
