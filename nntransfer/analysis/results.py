@@ -1,8 +1,10 @@
 """Results of a transfer table as pandas DataFrames, for notebooks and plots.
 
-:func:`results` gives one row per trained entry with its key, step, score,
-what it received, its collapsed history and every config value flattened
-into a column (``dataset.batch_size``, ``trainer.modules.distillation.alpha``).
+:func:`results` gives one row per trained entry: chain, step, seed, score,
+comment and what it received first, then its final metrics and the config
+values that differ between the rows, flattened into columns
+(``dataset.batch_size``, ``trainer.modules.distillation.alpha``), and the keys
+and hashes last, where they do not push the score off the screen.
 :func:`lineage_frame` gives one row per step of one entry's chain.
 """
 
@@ -11,8 +13,10 @@ from __future__ import annotations
 import pandas as pd
 
 from ..hashing import from_jsonable
+from ..serialization import output_from_json
+from ..steps import STEP_KEY_FIELDS
 
-KEY_COLUMNS = ("transfer_step", "seed", "dataset_fn", "dataset_hash", "model_fn", "model_hash",
+KEY_COLUMNS = ("transfer_step", "dataset_fn", "dataset_hash", "model_fn", "model_hash",
                "trainer_fn", "trainer_hash", "data_transfer", "collapsed_history")
 KINDS = ("dataset", "model", "trainer")
 
@@ -28,27 +32,92 @@ def _configs(table, kind: str) -> dict:
     return {(row[fn], row[hash_]): from_jsonable(row[config]) for row in table.proj(config).to_dicts()}
 
 
-def results(table=None, restriction=None) -> pd.DataFrame:
-    """One row per done entry of ``table`` (default: TransferredTrainedModel), configs flattened.
+def results(table=None, restriction=None, *, recipe=None, all_fields: bool = False) -> pd.DataFrame:
+    """One row per done entry of ``table`` (default: TransferredTrainedModel), for reading.
 
-    Three queries for the configs and one for the entries, whatever the
-    number of rows.
+    ``table`` may be any restriction of a trained-model table
+    (``TrainedModel & keys``, ``TransferredTrainedModel & {"seed": 1}``);
+    ``restriction`` restricts it further.  The columns come in the order one
+    reads them: ``chain`` (the recipe's chain names when ``recipe`` is given,
+    else the chain that planned the step), ``step``, ``seed``, ``score``,
+    ``comment``, ``received``, the final metrics (``test.accuracy``, ...),
+    then the config values that differ between the rows
+    (``trainer.modules.distillation.alpha``), and the keys and hashes last.
+    Config values that are the same in every row are left out unless
+    ``all_fields``; the frame's ``attrs["constant"]`` holds them.
+
+    Three queries for the configs, one for the entries and one for the plan,
+    whatever the number of rows.
     """
     from ..tables import TransferredTrainedModel
 
     table = table if table is not None else TransferredTrainedModel()
+    if isinstance(table, type):
+        table = table()
     query = table & restriction if restriction is not None else table
     configs = {kind: _configs(getattr(table, f"{kind}_table")(), kind) for kind in KINDS}
+    transfer = "transfer_step" in query.primary_key
+    chains = _chain_names(query, recipe) if transfer else {}
     rows = []
-    for entry in query.proj("score", "received", "comment").to_dicts():
-        row = {name: entry[name] for name in KEY_COLUMNS if name in entry}
-        row.update(score=entry["score"], received=entry.get("received"), comment=entry["comment"])
+    for entry in query.proj("score", "comment", "output", *(("received",) if transfer else ())).to_dicts():
+        row = {}
+        if transfer:
+            row["chain"] = chains.get(_entry_id(entry), "")
+            row["step"] = int(entry["transfer_step"])
+        row.update(seed=int(entry["seed"]), score=entry["score"], comment=entry["comment"])
+        if transfer:
+            row["received"] = RECEIVED_LABELS.get(entry["received"], entry["received"])
+        final = (output_from_json(entry["output"]) or {}).get("final") or {}
+        row.update({name: value for name, value in final.items() if isinstance(value, (int, float))})
         for kind in KINDS:
             row.update(_flat(kind, configs[kind][(entry[f"{kind}_fn"], entry[f"{kind}_hash"])]))
+        row.update({name: entry[name] for name in KEY_COLUMNS if name in entry and name != "transfer_step"})
         rows.append(row)
-    frame = pd.DataFrame(rows)
-    if "transfer_step" in frame:
-        frame = frame.sort_values(["transfer_step", "seed"], kind="stable").reset_index(drop=True)
+    return _readable(pd.DataFrame(rows), all_fields)
+
+
+RECEIVED_LABELS = {"": "nothing", "model_state": "model state", "transfer_data": "data"}
+"""What a step received, in the words the report and the demo use for what a step hands on."""
+
+LEAD_COLUMNS = ("chain", "step", "seed", "score", "comment", "received")
+CONFIG_PREFIXES = tuple(f"{kind}." for kind in KINDS)
+
+
+def _entry_id(entry: dict) -> tuple:
+    return tuple(str(entry[name]) if name.endswith(("_fn", "_hash", "history")) else int(entry[name])
+                 for name in STEP_KEY_FIELDS)
+
+
+def _chain_names(query, recipe) -> dict:
+    """``{step id: chain name(s)}``: the recipe's names of the chains a step belongs to, else who planned it."""
+    if recipe is not None:
+        names: dict = {}
+        for name, chain in recipe.chains.items():
+            for key in chain.all_steps():
+                names.setdefault(_entry_id(key), []).append(name)
+        return {step: ", ".join(dict.fromkeys(members)) for step, members in names.items()}
+    plan = query.plan_table() & query.proj()
+    return {_entry_id(row): row["planned_by"].rsplit(": ", 1)[-1] for row in plan.proj("planned_by").to_dicts()}
+
+
+def _same_everywhere(column: pd.Series) -> bool:
+    return column.map(repr).nunique(dropna=False) <= 1
+
+
+def _readable(frame: pd.DataFrame, all_fields: bool) -> pd.DataFrame:
+    """Lead columns first, then results, then the config values (differing ones only), keys last."""
+    if frame.empty:
+        frame.attrs["constant"] = {}
+        return frame
+    config = [c for c in frame.columns if c.startswith(CONFIG_PREFIXES)]
+    constant = {c: frame[c].iloc[0] for c in config if len(frame) > 1 and _same_everywhere(frame[c])}
+    shown_config = config if all_fields else [c for c in config if c not in constant]
+    keys = [c for c in KEY_COLUMNS if c in frame.columns]
+    lead = [c for c in LEAD_COLUMNS if c in frame.columns]
+    metrics = [c for c in frame.columns if c not in lead and c not in config and c not in keys]
+    sort = [c for c in ("chain", "step", "seed") if c in frame.columns]
+    frame = frame[lead + metrics + shown_config + keys].sort_values(sort, kind="stable").reset_index(drop=True)
+    frame.attrs["constant"] = constant
     return frame
 
 

@@ -258,6 +258,12 @@ class Config:
         shown = ", ".join(f"{name}={value!r}" for name, value in self.diff().items())
         return f"{type(self).__name__}({shown})"
 
+    def _repr_html_(self):
+        """Jupyter's view: the function in short, the comment, every value (the changed ones in bold)."""
+        from nntransfer.views.html import config_html
+
+        return config_html(self.kind, self.fn, self.to_dict(), self.comment, set(self.diff()), self.hash)
+
 
 def _collect_fields(cls):
     """Fields of ``cls``: annotated attributes of it and its Config bases, base first."""

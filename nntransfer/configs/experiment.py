@@ -75,6 +75,14 @@ class Experiment:
         seeds = self.seeds[0] if len(self.seeds) == 1 else list(self.seeds)
         return f"Experiment({self.dataset!r}, {self.model!r}, {self.trainer!r}, seed={seeds!r})"
 
+    def _repr_html_(self):
+        """Jupyter's view: the three configs side by side, with the seeds."""
+        from nntransfer.views.html import escape
+
+        cells = "".join(f'<td style="vertical-align:top;padding-right:16px">{c._repr_html_()}</td>' for c in self.configs)
+        title = escape(self.description or "Experiment")
+        return f"<div><b>{title}</b>, seeds {escape(', '.join(map(str, self.seeds)))}<table><tr>{cells}</tr></table></div>"
+
 
 class TransferExperiment:
     """A chain of experiments; step k is ``experiments[k]``.
@@ -140,6 +148,18 @@ class TransferExperiment:
 
     def __repr__(self):
         return f"TransferExperiment({list(self.experiments)!r}, update={list(self.options)!r})"
+
+    def _repr_html_(self):
+        """Jupyter's view: one row per step with its three configs and what it hands on."""
+        from nntransfer.views.html import escape
+
+        rows = []
+        for step, (experiment, options) in enumerate(zip(self.experiments, self.options)):
+            hands_on = "-" if step == len(self) - 1 else ("its generated data" if options["data_transfer"] else "its model state")
+            cells = [f"<b>step {step}</b>", *(c._repr_html_() for c in experiment.configs), f"hands on {hands_on}"]
+            rows.append("<tr>" + "".join(f'<td style="vertical-align:top;padding-right:16px">{c}</td>' for c in cells) + "</tr>")
+        title = escape(self.description or f"TransferExperiment of {len(self)} steps")
+        return f"<div><b>{title}</b>, seeds {escape(', '.join(map(str, self.seeds)))}<table>{''.join(rows)}</table></div>"
 
 
 def _check_config(config, expected, name):

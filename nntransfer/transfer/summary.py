@@ -59,6 +59,20 @@ class ModelSummary:
     def non_trainable_params(self) -> int:
         return self.total_params - self.trainable_params
 
+    def __repr__(self) -> str:
+        """The table itself, so a summary as a notebook's last expression reads like torchinfo's."""
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the table in a monospaced block, frozen layers greyed."""
+        import html
+
+        lines = str(self).splitlines()
+        frozen = {i + 3 for i, row in enumerate(self.rows) if row.frozen}  # 3 header lines before the rows
+        shown = [f'<span style="color:#888">{html.escape(line)}</span>' if i in frozen else html.escape(line)
+                 for i, line in enumerate(lines)]
+        return "<pre style=\"line-height:1.25\">" + "\n".join(shown) + "</pre>"
+
     def __str__(self) -> str:
         labels = []
         for row in self.rows:

@@ -50,10 +50,16 @@ def test_run_status_retry_and_results(db, tmp_path, capsys):
     assert "queued 2 failed steps" in capsys.readouterr().out
     assert runner.status(recipe)["total"]["error"] == 0
 
-    frame = results(db.TransferredTrainedModel())
+    frame = results(db.TransferredTrainedModel(), recipe=recipe)
     assert len(frame) == 6
-    assert {"score", "received", "dataset.batch_size", "model.hidden_sizes", "trainer.steps"} <= set(frame.columns)
-    assert list(frame[frame.transfer_step == 2].received) == ["transfer_data"] * 2
+    assert list(frame.columns[:6]) == ["chain", "step", "seed", "score", "comment", "received"]
+    assert list(frame.columns[-2:]) == ["data_transfer", "collapsed_history"]  # keys and hashes last
+    assert {"model.hidden_sizes", "trainer.steps"} <= set(frame.columns)  # they differ between rows
+    assert "dataset.batch_size" not in frame and frame.attrs["constant"]["dataset.batch_size"] == 64
+    assert "dataset.batch_size" in results(db.TransferredTrainedModel(), all_fields=True)
+    assert set(frame.chain) == {"distillation"}
+    assert list(frame[frame.step == 2].received) == ["data"] * 2
+    assert len(results(db.TransferredTrainedModel & {"seed": 1})) == 3  # any restriction of the table
     student_key = db.TransferredTrainedModel & {"transfer_step": 2, "seed": 1}
     chain = lineage_frame(db.TransferredTrainedModel(), student_key.fetch1("KEY"))
     assert list(chain.transfer_step) == [0, 1, 2]
@@ -66,7 +72,7 @@ def test_run_status_retry_and_results(db, tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()
     assert out_file.stat().st_size > 0
     broken = [line for line in printed if line.startswith("broken")]
-    assert len(broken) == 2 and all(line.endswith("- (0/2)") for line in broken)
+    assert len(broken) == 2 and all(line.rstrip().endswith("0/2  -") for line in broken)
     assert sum(line.startswith("distillation") for line in printed) == 3
 
 
