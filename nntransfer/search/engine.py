@@ -232,6 +232,7 @@ def _train(search, trial, target, steps, last, orphan_timeout, poll):
     first_chain = [key for key in steps if key.get("seed", last[0]["seed"]) == last[0]["seed"]]
     phases = [first_chain] if len(first_chain) == len(steps) else [first_chain, steps]
     target.table.epoch_observer = _observer(search, trial, target, watched)
+    target.table.heartbeat_interval = max(1.0, orphan_timeout / 4)  # renew held jobs well within the timeout
     try:
         for phase in phases:
             outcome = _train_phase(target, phase, watched, orphan_timeout, poll)
@@ -306,18 +307,22 @@ def _objective(search, target, rows) -> float:
     return sum(values) / len(values)
 
 
-def _metric(name: str, output: dict, row: dict):
-    final = output.get("final") if isinstance(output, dict) else None
-    if isinstance(final, dict) and final.get(name) is not None:
+def _metric(name: str, output, row: dict):
+    """``name`` from a trainer's output: its ``final`` value, else the last in its ``history``, else a top-level number."""
+    output = output if isinstance(output, dict) else {}
+    final = output.get("final") if isinstance(output.get("final"), dict) else {}
+    history = output.get("history") if isinstance(output.get("history"), dict) else {}
+    if final.get(name) is not None:
         return final[name]
-    history = output.get("history") if isinstance(output, dict) else None
-    if isinstance(history, dict) and isinstance(history.get(name), list):
-        measured = [v for v in history[name] if v is not None]
-        if measured:
-            return measured[-1]
-    known = sorted(set(final or {}) | set(history or {}))
+    measured = [v for v in history.get(name) or [] if v is not None] if isinstance(history.get(name), list) else []
+    if measured:
+        return measured[-1]
+    if isinstance(output.get(name), (int, float)) and not isinstance(output.get(name), bool):
+        return output[name]
+    numbers = [k for k, v in output.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    known = sorted(set(final) | set(history) | set(numbers))
     raise ObjectiveNotMeasured(
         f"the objective {name!r} is not measured by {row.get('trainer_fn')}: its output records "
-        f"{', '.join(known) or 'no metrics'} (in 'final' and 'history'); declare the search with one of these "
-        "or with objective='score'."
+        f"{', '.join(known) or 'no metric'} (in 'final', 'history' or as a number); declare the search with one of "
+        "these or with objective='score'."
     )
