@@ -199,7 +199,7 @@ class TrainingMixin:
                 "comment": comment,
                 "score": score,
                 "output": output,
-                "fabrikant_name": Fabrikant.get_current_user(),
+                "fabrikant_name": self.user_table.get_current_user(),
                 **self.extra_row_fields(key, extra),
             }
             self.insert1(row)
