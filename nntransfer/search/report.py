@@ -109,6 +109,7 @@ def plot(search, history_path, importance_path) -> list:
     written = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message=".*[Ii]mportances will be equal")  # few, alike trials: still drawn
         for path, draw in ((history_path, optuna_plots.plot_optimization_history),
                            (importance_path, optuna_plots.plot_param_importances)):
             try:
