@@ -16,7 +16,10 @@ their order must agree.  The generating side (``generate_transfer_data``) and
 every receiving side compute the fingerprint with the same function, and the
 entries are strings, so they are stored as plain arrays without pickling.
 Data that carries no record (stored before it existed, or made by hand) is
-checked by its number of rows only.
+checked by its number of rows only.  Every entry named ``provenance.*`` is
+part of the record, not rows, so a layer above may add its own (the table
+layer, say, the generating step's dataset config) without the receivers
+attaching it to the samples.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ import numpy as np
 
 from nntransfer.errors import TransferError
 
-SPLIT_KEY = "provenance.split"
-ORDER_KEY = "provenance.order"
-RECORD_KEYS = (SPLIT_KEY, ORDER_KEY)
+RECORD_PREFIX = "provenance."
+SPLIT_KEY = RECORD_PREFIX + "split"
+ORDER_KEY = RECORD_PREFIX + "order"
 
 
 def order_fingerprint(targets) -> str | None:
@@ -66,7 +69,7 @@ def receive(split: str, arrays: Mapping, targets) -> dict:
     Raises TransferError naming both sides when the rows were computed on
     another split or on other samples or another order.
     """
-    rows = {name: value for name, value in arrays.items() if name not in RECORD_KEYS}
+    rows = {name: value for name, value in arrays.items() if not name.startswith(RECORD_PREFIX)}
     if SPLIT_KEY not in arrays or ORDER_KEY not in arrays:
         return rows
     source_split, source_order = str(arrays[SPLIT_KEY]), str(arrays[ORDER_KEY])

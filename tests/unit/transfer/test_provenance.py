@@ -33,6 +33,12 @@ def test_generated_data_records_split_and_sample_order(generated):
     assert set(extras) == {"logits", "features.features", "index"}
 
 
+def test_record_entries_added_by_a_layer_above_are_not_attached_as_rows(generated):
+    annotated = {**generated["test"], "provenance.dataset_hash": np.asarray("0" * 32)}
+    loaders = digits_dataset_fn(0, transfer_data={"test": annotated})
+    assert set(next(iter(loaders["test"]))[2]) == {"logits", "features.features", "index"}
+
+
 def test_logits_of_another_split_of_the_same_size_are_refused(generated):
     assert len(generated["validation"]["logits"]) == len(generated["test"]["logits"])
     with pytest.raises(TransferError, match="computed on split 'validation'.*handed to split 'test'"):
