@@ -20,7 +20,13 @@ from .resolve import resolve_fn
 
 
 def get_data(dataset_fn: str | Callable, dataset_config: dict, seed: int) -> Any:
-    """Call the dataset function; return its dataloaders."""
+    """Call the dataset function; return its dataloaders.
+
+    A config that holds its own ``seed`` (nnfabrik's configs may) keeps it,
+    as nnfabrik's ``get_all_parts`` did.
+    """
+    if "seed" in dataset_config:
+        return resolve_fn(dataset_fn, "dataset_fn")(**dataset_config)
     return resolve_fn(dataset_fn, "dataset_fn")(seed=seed, **dataset_config)
 
 
