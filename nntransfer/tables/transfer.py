@@ -15,6 +15,15 @@ written with this meaning (the logit-generating step 1 is flagged, the student
 at step 2 is not); the row's ``received`` column and :meth:`lineage` say what
 each step actually got.
 
+A table with ``state_with_data = True`` hands on the model state of a flagged
+step too, as nnfabrik did (it gave every step the previous state and the
+generated data in addition): the next step then receives both
+(``received = "state_and_data"``), so a distilled student starts from the
+teacher's weights and learns from its logits.  A state that fits nothing of
+such a student is reported in its load report, not an error, since the data
+is what it was handed for.  :mod:`nntransfer.nnfabrik` declares its transfer
+tables so; the default is False.
+
 How the partial load is steered: the *model* config may hold a ``transfer``
 dict, ``{"rename": {old_prefix: new_prefix}, "include": [...], "exclude":
 [...]}`` (see :mod:`nntransfer.transfer.patterns`), e.g. ``{"exclude":
@@ -59,6 +68,7 @@ STEP_STATES = ("done", "running", "pending", "blocked", "error")
 RECEIVED_NOTHING = ""
 RECEIVED_STATE = "model_state"
 RECEIVED_DATA = "transfer_data"
+RECEIVED_BOTH = "state_and_data"
 
 
 def _plan_definition(target_comment: str) -> str:
@@ -133,6 +143,7 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
 
     table_comment = "transferred trained models"
     transfer_recipe: list = []
+    state_with_data = False
     plan_table = _Companion("_plan_class")
     recipe_table = _Companion("_recipe_class")
     recipe_step_table = _Companion("_recipe_step_class")
@@ -326,11 +337,21 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
             kind, ref = RECEIVED_STATE, (self.ModelStorage & previous).fetch1()
         _, model_config = self.model_table().get_config(key)
         options = _transfer_options(model_config.get("transfer"))
-        return {"previous": previous, "received": kind, "artifact": ref, "options": options}
+        inputs = {"previous": previous, "received": kind, "artifact": ref, "options": options}
+        if kind == RECEIVED_DATA and self.state_with_data:  # the model state comes along (see the module doc)
+            inputs.update(received=RECEIVED_BOTH, state_artifact=(self.ModelStorage & previous).fetch1())
+        return inputs
 
     def prepare_training(self, key: dict, dataset_config: dict, inputs):
         if inputs is None:
             return dataset_config, lambda model: {"received": RECEIVED_NOTHING}
+        if inputs["received"] == RECEIVED_BOTH:
+            with_data, _ = self.prepare_training(key, dataset_config, {**inputs, "received": RECEIVED_DATA})
+            options = {**inputs["options"], "strict_nothing_matched": False}
+            _, load_state = self.prepare_training(
+                key, dataset_config,
+                {**inputs, "received": RECEIVED_STATE, "artifact": inputs["state_artifact"], "options": options})
+            return with_data, lambda model: {**load_state(model), "received": RECEIVED_BOTH}
         if inputs["received"] == RECEIVED_DATA:
             dataset_fn, _ = self.dataset_table().get_config(key)
             _check_accepts_transfer_data(dataset_fn)
@@ -382,6 +403,8 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         item["received"] = row.get("received")
         item["load_report"] = row.get("load_report")
         item["hands_on"] = RECEIVED_DATA if key["data_transfer"] else RECEIVED_STATE
+        if key["data_transfer"] and self.state_with_data:
+            item["hands_on"] = RECEIVED_BOTH
         return item
 
     def describe_lineage(self, key: dict | None = None) -> str:

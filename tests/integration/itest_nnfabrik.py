@@ -49,6 +49,9 @@ class _WithTargets(Dataset):
 def digits_dataset_fn(seed, **config):
     np.random.seed(seed)
     x_train, y_train, x_test, y_test = _digits()
+    if config.get("return_data_info"):
+        return {"img_classification": {"input_dimensions": tuple(x_train.shape), "output_dimension": 10,
+                                       "img_mean": x_train.mean(dim=0).numpy()}}
     if config.get("apply_augmentation"):
         x_train = torch.flip(x_train, dims=[3])
     batch_size = config.get("batch_size", 64)
@@ -64,10 +67,13 @@ def digits_dataset_fn(seed, **config):
     }
 
 
-def digits_model_fn(dataloaders, seed, **config):
-    first_input, _ = next(iter(dataloaders["train"]))
+def digits_model_fn(dataloaders, seed, data_info=None, **config):
+    if data_info is not None:
+        in_dim = int(np.prod(data_info["img_classification"]["input_dimensions"][1:]))
+    else:
+        first_input, _ = next(iter(dataloaders["train"]))
+        in_dim = int(np.prod(first_input.shape[1:]))
     torch.manual_seed(seed)
-    in_dim = int(np.prod(first_input.shape[1:]))
     return nn.Sequential(nn.Flatten(), nn.Linear(in_dim, config.get("h_dim", 5)), nn.ReLU(),
                          nn.Linear(config.get("h_dim", 5), 10))
 

@@ -82,3 +82,34 @@ def test_the_protocol_keeps_the_best_and_restores_it(db):
     with pytest.raises(Exception, match="cannot hold safely"):
         answer(store, 4, model, {"action": "save", "score": 1.0, "thing": object()})
     store.clear()
+
+
+def test_a_table_with_state_with_data_hands_on_both_as_nnfabrik_did(db, user_schema):
+    """Seed 000's flow: teacher, its logits, a student that starts from the teacher and learns from the logits."""
+    from nntransfer import insert
+    from nntransfer.configs import DatasetConfig, Experiment, ModelConfig, TrainerConfig, TransferExperiment
+    from nntransfer.runner import populate_all
+    from nntransfer.tables import TransferredTrainedModelBase
+
+    @user_schema
+    class BothHandedOn(TransferredTrainedModelBase):
+        table_comment = "state and data"
+        state_with_data = True
+
+    data = DatasetConfig.for_fn(f"{FNS}.digits_dataset_fn", batch_size=64)
+    kd_data = DatasetConfig.for_fn(f"{FNS}.digits_dataset_fn", batch_size=64, shuffle=False)
+    model = ModelConfig.for_fn(f"{FNS}.digits_model_fn", h_dim=5)
+    chain = TransferExperiment(
+        [Experiment(data, model, TrainerConfig.for_fn(f"{FNS}.digits_trainer_fn", epochs=1), seed=7),
+         Experiment(data, model, TrainerConfig.for_fn(f"{FNS}.data_gen_fn"), seed=7),
+         Experiment(kd_data, model, TrainerConfig.for_fn(f"{FNS}.kd_trainer_fn", epochs=1), seed=7)],
+        update=[None, {"data_transfer": True}, None],
+    )
+    steps = insert(chain, table=BothHandedOn())
+    populate_all(BothHandedOn, plan=False)
+    student = (BothHandedOn & steps[2]).fetch1()
+    assert student["received"] == "state_and_data" and student["load_report"]["loaded"]
+    assert student["score"] < 1e-3  # its loss against the teacher's logits before training: it is the teacher
+    lineage = BothHandedOn().lineage(steps[2])
+    assert [step["hands_on"] for step in lineage] == ["model_state", "state_and_data", "model_state"]
+    assert [step["received"] for step in lineage] == ["", "model_state", "state_and_data"]
