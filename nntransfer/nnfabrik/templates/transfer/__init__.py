@@ -1,0 +1,5 @@
+"""nnfabrik's ``templates.transfer``."""
+
+from .transferred_trained_model import TransferredTrainedModelBase
+
+__all__ = ["TransferredTrainedModelBase"]
