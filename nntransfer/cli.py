@@ -9,6 +9,7 @@
     nntransfer plot RECIPE [--out FILE]    print a recipe's results per chain and step, draw them
 
     nntransfer search RECIPE [--trials N]  run trials of a search recipe here
+    nntransfer gc [--dry-run]              remove artifact files and checkpoints that no row refers to
 
 RECIPE is a module name or a .py file that defines ``experiments``
 (see :mod:`nntransfer.runner`) or a ``search`` (see :mod:`nntransfer.search`):
@@ -120,16 +121,6 @@ def _run(args) -> int:
     return 1 if result["error_list"] else 0
 
 
-def _work_process(recipe_spec, schema, orphan_timeout, poll, verbose, threads):
-    """One worker process (a separate process per --jobs, started by spawn)."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
-    from . import runner, tables
-
-    _set_threads(threads)
-    tables.activate(schema)
-    return runner.work(runner.load_recipe(recipe_spec), orphan_timeout=orphan_timeout, poll=poll)
-
-
 def _worker(args) -> int:
     import os
 
@@ -143,20 +134,17 @@ def _worker(args) -> int:
     runner.insert(recipe)
     if args.jobs == 1:
         _set_threads(threads)
-        results = [runner.work(recipe, orphan_timeout=args.orphan_timeout, poll=args.poll)]
+        result = {**runner.work(recipe, orphan_timeout=args.orphan_timeout, poll=args.poll), "died": 0}
     else:
-        import multiprocessing
+        from .worker_processes import work_in_processes
 
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(args.jobs) as pool:
-            results = pool.starmap(
-                _work_process,
-                [(args.recipe, args.schema, args.orphan_timeout, args.poll, args.verbose, threads)] * args.jobs,
-            )
-    errors = sum(r["errors"] for r in results)
-    print(f"trained {sum(r['trained'] for r in results)} steps, {errors} errors")
-    # like `run`: a job array sees failed steps in the exit code (`nntransfer retry` queues them again)
-    return 1 if errors else 0
+        result = work_in_processes(recipe, args.recipe, args.schema, args.jobs, orphan_timeout=args.orphan_timeout,
+                                   poll=args.poll, verbose=args.verbose, threads=threads)
+    print(f"trained {result['trained']} steps, {result['errors']} errors")
+    if result["died"]:
+        print(f"{result['died']} worker process(es) died; the jobs they held were given back", file=sys.stderr)
+    # like `run`: a job array sees failed steps (and dead workers) in the exit code
+    return 1 if result["errors"] or result["died"] else 0
 
 
 def _stored_recipe(args):
@@ -165,6 +153,18 @@ def _stored_recipe(args):
 
     tables.activate(args.schema)
     return runner, runner.recipe_name(args.recipe)
+
+
+def _gc(args) -> int:
+    from . import tables
+    from .tables.orphans import collect
+    from .tables.trained import artifact_store
+
+    tables.activate(args.schema)
+    found = collect([tables.TrainedModel(), tables.TransferredTrainedModel()], artifact_store(), grace=args.grace,
+                    remove=not args.dry_run)
+    print(found.describe())
+    return 0
 
 
 def _status(args) -> int:
@@ -246,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nntransfer", description="Transfer-learning experiments in a database.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    gc = commands.add_parser("gc", help="remove artifact files and checkpoints that no row refers to any more")
+    gc.add_argument("--schema", default=None, help="schema name (default: NNTRANSFER_SCHEMA or 'nntransfer')")
+    gc.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    gc.add_argument("--grace", type=_seconds, default=3600.0,
+                    help="leave files younger than this many seconds alone (default 3600: attempts in progress)")
+    gc.set_defaults(run=_gc)
 
     db = commands.add_parser("db", help="manage the embedded PostgreSQL server")
     db.add_argument("action", choices=["start", "stop", "status", "url"])

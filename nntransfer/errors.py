@@ -48,3 +48,11 @@ class DataError(NNTransferError):
 
 class TrainingPruned(NNTransferError):
     """A search stopped a training early because its trial is not promising; recorded as pruned, not as an error."""
+
+
+class JobTakenOver(TrainingError):
+    """Another worker took this worker's job over (or stored its result first); this attempt's result is discarded."""
+
+
+class UntrustedFunctionError(FunctionResolutionError):
+    """A function named in a database row lies outside the packages this deployment allows."""

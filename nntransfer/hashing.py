@@ -44,6 +44,7 @@ choices.
 import hashlib
 import json
 import math
+import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
@@ -60,6 +61,10 @@ ITEMS_TAG = "__items__"
 RESERVED_KEYS = (FLOAT_TAG, ITEMS_TAG)
 
 _SPECIAL_FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_FLOAT_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?(e[+-][0-9]+)?")
+
+MAX_STORED_DEPTH = 64
+"""Deepest nesting of lists and dicts a stored config may have (MySQL allows 100, drivers recurse)."""
 
 def to_jsonable(obj, path="config"):
     """Return ``obj`` as plain JSON values (see the module docstring for the rules).
@@ -151,6 +156,8 @@ def from_jsonable(obj):
     if type(obj) is dict:
         if set(obj) == {FLOAT_TAG} and obj[FLOAT_TAG] in _SPECIAL_FLOATS:
             return _SPECIAL_FLOATS[obj[FLOAT_TAG]]
+        if set(obj) == {FLOAT_TAG} and type(obj[FLOAT_TAG]) is str and _FLOAT_TEXT.fullmatch(obj[FLOAT_TAG]):
+            return float(obj[FLOAT_TAG])  # a float that the database would have changed (see to_stored)
         if set(obj) == {ITEMS_TAG} and type(obj[ITEMS_TAG]) is list:
             return {_key_from_jsonable(key): from_jsonable(value) for key, value in obj[ITEMS_TAG]}
         return {key: from_jsonable(value) for key, value in obj.items()}
@@ -240,3 +247,52 @@ def nnfabrik_config(config):
     if isinstance(config, (list, tuple)):
         return type(config)(nnfabrik_config(item) for item in config)
     return config
+
+
+def to_stored(obj, path="config"):
+    """The form of ``obj`` written into a JSON column: :func:`to_jsonable`, made safe for every backend.
+
+    PostgreSQL keeps JSON numbers as decimals, so ``-0.0`` comes back as
+    ``0.0`` and a float written with an exponent (``1e+16``,
+    ``1.7976931348623157e+308``) comes back as an integer: the row would no
+    longer hash to its key.  Such floats are stored as ``{"__float__":
+    "1e+16"}`` (:func:`from_jsonable` reads them back bit for bit); the hash
+    is not affected, it is taken over :func:`canonical_json`.  Strings with
+    NUL characters or unpaired surrogates, which no backend stores, and
+    nesting deeper than :data:`MAX_STORED_DEPTH` are refused with the path of
+    the value, before any driver sees them.
+    """
+    return _stored(to_jsonable(obj, path), path, 0)
+
+
+def _stored(value, path, depth):
+    if type(value) is float and (value == 0 and math.copysign(1.0, value) < 0 or "e+" in repr(value)):
+        return {FLOAT_TAG: repr(value)}
+    if type(value) is str:
+        _check_stored_text(value, path)
+        return value
+    if type(value) not in (dict, list):
+        return value
+    if depth >= MAX_STORED_DEPTH:
+        raise ConfigError(
+            f"{path} is nested more than {MAX_STORED_DEPTH} levels deep; the databases refuse or mangle deeper "
+            "JSON. Flatten the config."
+        )
+    if type(value) is list:
+        return [_stored(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+    stored = {}
+    for key, item in value.items():
+        _check_stored_text(key, f"{path} key {key!r}")
+        stored[key] = _stored(item, f"{path}[{key!r}]", depth + 1)
+    return stored
+
+
+def _check_stored_text(text, path):
+    if "\x00" in text:
+        raise ConfigError(f"{path} contains a NUL character (\\x00), which no database stores in JSON; remove it.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"{path} contains an unpaired surrogate character, which is not valid UTF-8; fix the string."
+        ) from None

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .configs import Experiment, TransferExperiment
-from .errors import ConfigError
-from .resolve import import_module
+from .errors import ConfigError, JobTakenOver
+from .resolve import allow_packages, import_module
 from .tables.membership import RECIPE_NAME_LENGTH
 from .tables.transfer import STEP_STATES
 
@@ -112,6 +112,9 @@ def load_recipe(spec: str) -> Recipe:
             raise ConfigError(f"recipe {spec!r}: experiments[{name!r}] is a {type(experiment).__name__}, "
                               "not an Experiment or TransferExperiment.")
         chains[str(name)] = experiment
+    # the recipe is code the user runs: the packages of the functions it names are trusted (see nntransfer.resolve)
+    allow_packages(*{config.fn.split(".")[0] for chain in chains.values() for experiment in chain.experiments
+                     for config in experiment.configs})
     return Recipe(name=recipe_name(spec), chains=chains)
 
 
@@ -163,18 +166,22 @@ def work(recipe: Recipe, table=None, orphan_timeout: float = DEFAULT_ORPHAN_TIME
 
     Returns ``{"trained": n, "errors": n}`` of this worker.  ``max_idle``
     (seconds) bounds the waiting for other workers; None waits as long as
-    some step is running or could become ready.
+    some step is running or could become ready.  While it trains, the
+    worker renews its job every quarter of ``orphan_timeout`` (at most every
+    30 s) from a background thread; a job that another worker took over
+    meanwhile is given up without counting as an error.
     """
     table = _table(table)
+    table.heartbeat_interval = min(30.0, orphan_timeout / 4) if orphan_timeout > 0 else 30.0
     steps = restriction(recipe, table)
     trained = errors = 0
     idle_since = time.monotonic()
     while True:
         table.jobs.refresh(steps, orphan_timeout=orphan_timeout)
         result = table.populate(steps, plan=False, reserve_jobs=True, refresh=False, suppress_errors=True,
-                                max_calls=1)
+                                return_exception_objects=True, max_calls=1)
         trained += result["success_count"]
-        errors += len(result["error_list"])
+        errors += sum(not isinstance(error, JobTakenOver) for _, error in result["error_list"])
         if result["success_count"] or result["error_list"]:
             idle_since = time.monotonic()
             continue

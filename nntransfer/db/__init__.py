@@ -10,12 +10,33 @@ holds artifacts is configured.  Nothing here runs at import time.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 
 from ..errors import DatabaseError
 from ..settings import Settings, load_settings, note_embedded_host
 
 log = logging.getLogger(__name__)
+
+STORE_MODES = {"private": (0o700, 0o600), "group": (0o2770, 0o660)}
+"""Folder and file modes of a folder store, by ``NNTRANSFER_STORE_MODE``."""
+
+
+def store_modes() -> tuple[int, int]:
+    """``(folder mode, file mode)`` for what this process creates in a folder store.
+
+    ``NNTRANSFER_STORE_MODE=private`` (the default): only the owner reads
+    the store.  ``group``: the owner's group reads and writes it too, and
+    new folders pass the group on (setgid), for a store that several
+    accounts of one group share.
+    """
+    mode = os.environ.get("NNTRANSFER_STORE_MODE", "private").strip().lower() or "private"
+    if mode not in STORE_MODES:
+        raise DatabaseError(
+            f"NNTRANSFER_STORE_MODE={mode!r} is not a mode; use 'private' (only you can read the store, the "
+            "default) or 'group' (your group can read and write it, for a store shared by several accounts)."
+        )
+    return STORE_MODES[mode]
 
 _announced: set = set()
 
@@ -48,7 +69,15 @@ def _configure_embedded(dj, settings: Settings) -> None:
 def _configure_store(dj, settings: Settings) -> None:
     if settings.store in dj.config.stores:
         return
-    settings.store_location.mkdir(parents=True, exist_ok=True)
+    if not settings.store_location.is_dir():
+        folder_mode = store_modes()[0]
+        try:
+            settings.store_location.mkdir(mode=folder_mode, parents=True, exist_ok=True)
+            os.chmod(settings.store_location, folder_mode)  # mkdir's mode is cut by the umask
+        except OSError as error:
+            raise DatabaseError(
+                f"cannot create the artifact store {settings.store_location}: {error.strerror or error}"
+            ) from None
     if settings.mode == "server":
         log.warning(
             "No DataJoint store %r is configured; artifacts go to the local folder %s. "

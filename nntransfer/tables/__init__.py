@@ -17,6 +17,7 @@ from .trained import TrainedModel, TrainedModelBase, TrainingCallback
 from .checkpoints import Checkpoint, DatabaseCheckpointStore
 from .transfer import TransferredTrainedModel, TransferredTrainedModelBase
 from .insertion import insert
+from .locks import check_schema_name, schema_lock
 from .recipes import (
     DatasetTransferRecipe,
     ModelTransferRecipe,
@@ -31,12 +32,20 @@ DEFAULT_SCHEMA = "nntransfer"
 def activate(schema_name: str | None = None, *, create_tables: bool = True):
     """Connect (starting the embedded server if needed) and declare the tables.
 
-    ``schema_name`` defaults to ``NNTRANSFER_SCHEMA`` or ``"nntransfer"``.
-    Calling it again with the same name is a no-op; returns the schema.
+    ``schema_name`` defaults to ``NNTRANSFER_SCHEMA`` or ``"nntransfer"``;
+    it must be letters, digits and ``_``.  Calling it again with the same
+    name is a no-op; returns the schema.  Processes that activate a new
+    schema at the same instant (a job array's first tasks) declare it once:
+    declaration runs under a lock of the database server (see :mod:`.locks`),
+    the job tables included.
     """
-    name = schema_name or os.environ.get("NNTRANSFER_SCHEMA", DEFAULT_SCHEMA)
+    name = check_schema_name(schema_name or os.environ.get("NNTRANSFER_SCHEMA", DEFAULT_SCHEMA))
     connection = connect()
-    schema.activate(name, connection=connection, create_tables=create_tables)
+    with schema_lock(connection, name):
+        schema.activate(name, connection=connection, create_tables=create_tables)
+        if create_tables:
+            TrainedModel().jobs
+            TransferredTrainedModel().jobs
     return schema
 
 

@@ -9,22 +9,36 @@ bytes in the artifact store like every other artifact.
 
 The rows carry no foreign key to the trained-model table: checkpoints exist
 *before* the trained model's row does, and one table serves every
-trained-model table of every schema.
+trained-model table of every schema.  ``nntransfer gc`` removes the
+checkpoints of keys that are gone.
+
+Order of writes, so that no row ever names a missing file: a checkpoint's
+file (named uniquely per write) is written before its row, and a replaced
+or deleted row goes before its file.  When a training is stored, its
+checkpoint rows are deleted in the same transaction as the result rows
+(:meth:`DatabaseCheckpointStore.detach`) and the files only after the
+commit (:meth:`DatabaseCheckpointStore.remove_files`): a commit that fails
+leaves rows and files as they were, so a retry resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 from ..db import import_datajoint
 from ..hashing import config_hash
 from ..trainer.checkpoints import CheckpointError, CheckpointStore
-from .artifacts import artifact_definition
+from .artifacts import ArtifactError, artifact_definition, new_attempt
 from .fabrik import schema
+from .restrictions import SafeRestriction
 
 dj = import_datajoint()
+log = logging.getLogger(__name__)
 
 
 @schema
-class Checkpoint(dj.Manual):
+class Checkpoint(SafeRestriction, dj.Manual):
     definition = (
         """
     # checkpoints of trainings in progress (see nntransfer.trainer.checkpoints)
@@ -58,9 +72,10 @@ class DatabaseCheckpointStore(CheckpointStore):
         self.trained_key = primary
         self.folder = f"{table.database}/checkpoints/{table.table_name.strip('_#~')}/{self.restriction['key_hash']}"
         self.artifacts = artifact_store()
+        self.holder_check = None  # called in the write's transaction: raises when the job was taken over
 
     def _put(self, name, data):
-        ref = self.artifacts.put("checkpoint", f"{self.folder}/{name}.pt", data)
+        ref = self.artifacts.put("checkpoint", f"{self.folder}/{name}-{new_attempt()}.pt", data)
         row = {
             **self.restriction,
             "checkpoint_name": name,
@@ -68,18 +83,52 @@ class DatabaseCheckpointStore(CheckpointStore):
             "trained_key": self.trained_key,
             **ref,
         }
-        (Checkpoint & {**self.restriction, "checkpoint_name": name}).delete_quick()
-        Checkpoint.insert1(row)
+        entry = Checkpoint & {**self.restriction, "checkpoint_name": name}
+        try:
+            with _transaction(Checkpoint.connection):
+                if self.holder_check is not None:
+                    self.holder_check()
+                replaced = list(entry.to_arrays("checkpoint"))
+                entry.delete_quick()
+                Checkpoint.insert1(row)
+        except BaseException:
+            self.artifacts.remove(ref["checkpoint"], self.folder)
+            raise
+        self.remove_files(replaced)
 
     def _get(self, name):
         row = (Checkpoint & {**self.restriction, "checkpoint_name": name}).fetch1()
-        return self.artifacts.get(row, "checkpoint")
+        return self.artifacts.get(row, "checkpoint", self.folder)
 
     def _delete(self, name):
-        rows = (Checkpoint & {**self.restriction, "checkpoint_name": name}).to_dicts()
-        for row in rows:
-            self.artifacts.remove(row["checkpoint"])
-        (Checkpoint & {**self.restriction, "checkpoint_name": name}).delete_quick()
+        entry = Checkpoint & {**self.restriction, "checkpoint_name": name}
+        paths = list(entry.to_arrays("checkpoint"))
+        entry.delete_quick()
+        self.remove_files(paths)
 
     def _names(self):
         return list((Checkpoint & self.restriction).to_arrays("checkpoint_name"))
+
+    def detach(self) -> list:
+        """Delete this training's checkpoint rows (in the caller's transaction); return their files' paths.
+
+        The files stay until :meth:`remove_files` is called after the commit,
+        so a rolled-back transaction leaves every row with its file.
+        """
+        entries = Checkpoint & self.restriction
+        paths = list(entries.to_arrays("checkpoint"))
+        entries.delete_quick()
+        return paths
+
+    def remove_files(self, paths) -> None:
+        """Delete checkpoint files whose rows are gone; a path that is not this training's is left alone."""
+        for path in paths:
+            try:
+                self.artifacts.remove(path, self.folder)
+            except ArtifactError as error:  # the rows are gone already; a file left behind is for `nntransfer gc`
+                log.warning("%s", error)
+
+
+def _transaction(connection):
+    """A transaction, or nothing new when one is open (DataJoint does not nest them)."""
+    return contextlib.nullcontext() if connection.in_transaction else connection.transaction

@@ -14,6 +14,7 @@ from ..configs.functions import split_table_options
 from ..db import import_datajoint
 from ..errors import DatabaseError, FabrikantError
 from ..hashing import from_jsonable
+from .restrictions import SafeRestriction
 
 dj = import_datajoint()
 
@@ -21,7 +22,7 @@ schema = dj.Schema()
 
 
 @schema
-class Fabrikant(dj.Manual):
+class Fabrikant(SafeRestriction, dj.Manual):
     definition = """
     # people who add entries and train models
     fabrikant_name: varchar(32)   # short name, referenced by the other tables
@@ -62,7 +63,7 @@ class Fabrikant(dj.Manual):
 
 
 @schema
-class Seed(dj.Manual):
+class Seed(SafeRestriction, dj.Manual):
     definition = """
     # random seeds; every training is repeated for each seed it is populated with
     seed: int32
@@ -92,7 +93,7 @@ def _config_definition(kind: str, hashing: str = "canonical") -> str:
     """
 
 
-class ConfigTable:
+class ConfigTable(SafeRestriction):
     """Behaviour shared by Dataset, Model and Trainer (a mixin, not a table).
 
     ``hashing`` is how the table keys its rows (:data:`nntransfer.hashing.HASHINGS`):

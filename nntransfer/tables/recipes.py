@@ -16,25 +16,38 @@ TrainedModelTransferRecipe     dataset, model and trainer
 =============================  ===============================
 
 ``transfer_from`` and ``transfer_to`` hold ``<kind>_fn`` and ``<kind>_hash``
-of each changed kind; the seed is always kept.  ``data_transfer`` becomes the
+of each changed kind; the seed is always kept.  ``transfer_from`` may also
+name a ``seed`` and a ``collapsed_history`` (and ``transfer_to`` the same
+``seed``), to continue only those chains (sinzlab nntransfer's recipes do).  ``data_transfer`` becomes the
 new step's flag, i.e. what *it* will hand on (see
 :mod:`nntransfer.tables.transfer`).  Register recipes with
 ``TransferredTrainedModel.transfer_recipe = [DatasetTransferRecipe(), ...]``;
 each registered recipe row plans its own successors.
+
+Restricting a recipe table by a field of its sides works as in nnfabrik,
+whose recipe tables had these fields as columns: ``<kind>_fn`` /
+``<kind>_hash`` (and ``seed``) select by ``transfer_to``, ``prev_<kind>_fn`` /
+``prev_<kind>_hash`` (``prev_seed``, ``prev_collapsed_history``) by
+``transfer_from``; e.g. ``DatasetTransferRecipe() & {"dataset_fn": ...}``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 from ..db import import_datajoint
 from ..errors import ConfigError, TransferError
 from ..hashing import config_hash
 from ..steps import CONFIG_FIELDS, plan_row
 from .fabrik import CONFIG_TABLES, schema
+from .restrictions import SafeRestriction
 
 dj = import_datajoint()
 log = logging.getLogger(__name__)
+
+_HASH = re.compile(r"[0-9a-f]{32}")
+_FN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 _RECIPE_DEFINITION = """
     # {comment}
@@ -49,7 +62,7 @@ _RECIPE_DEFINITION = """
     """
 
 
-class TransferRecipe:
+class TransferRecipe(SafeRestriction):
     """Behaviour of every recipe table (a mixin); ``kinds`` are the configs it changes."""
 
     kinds: tuple = ()
@@ -110,12 +123,25 @@ class TransferRecipe:
         for field, value in side.items():
             if not isinstance(value, str):
                 raise ConfigError(f"{type(self).__name__}: {name}[{field!r}] must be a str, got {value!r}.")
+            form = _HASH if field.endswith("_hash") else _FN
+            if not form.fullmatch(value):
+                raise ConfigError(f"{type(self).__name__}: {name}[{field!r}] = {value!r} is not a "
+                                  f"{'config hash (32 hex digits)' if form is _HASH else 'dotted function path'}.")
         return dict(side)
 
     def plan_successors(self, target) -> int:
         """Plan the steps this table's recipes ask for on ``target``'s new done rows; return the count."""
         planned = 0
         for recipe in self.to_dicts():
+            try:  # a row is data: one written past add_entry must not reach a restriction unchecked
+                self._check_side(recipe["transfer_from"], "transfer_from")
+                self._check_side(recipe["transfer_to"], "transfer_to")
+            except ConfigError as error:
+                raise TransferError(
+                    f"the stored recipe row (transfer_step {recipe['transfer_step']}, recipe_hash "
+                    f"{recipe['recipe_hash']!r}) is malformed: {error} Nothing was planned from it; delete the row "
+                    "and add the recipe again with add_entry."
+                ) from None
             planned += _apply(target, recipe, type(self).__name__)
         return planned
 

@@ -3,10 +3,19 @@
 Training runs in DataJoint's three-part make: ``make_fetch`` reads the three
 configs, ``make_compute`` builds and trains with no transaction open (training
 may take hours; a transaction held that long blocks other workers and dies
-with the connection), and ``make_insert`` writes the artifacts and the rows in
-one short transaction.  State_dicts and transfer data go to the object store
-(:mod:`.artifacts`); the row keeps score, the trainer's JSON output and the
-artifact references.
+with the connection) and writes the artifacts under names unique to the
+attempt, and ``make_insert`` writes the rows in one short transaction.
+State_dicts and transfer data go to the object store (:mod:`.artifacts`); the
+row keeps score, the trainer's JSON output and the artifact references.
+
+Exactly one result per key, whatever the takeovers: a worker that holds a
+reserved job renews it from a background thread (:class:`~.jobs.Heartbeat`)
+while it trains, and learns there when another worker took the job over; the
+insert phase checks, inside its transaction and with the job row locked,
+that this worker still holds the job and that no other attempt stored the
+key, or raises :class:`~nntransfer.errors.JobTakenOver`.  A failed attempt
+removes the files it wrote and nothing else.  Checkpoint rows go in the
+result's transaction, their files after the commit (see :meth:`TrainingMixin.populate`).
 
 ``TrainedModelBase`` is a template: declare your own table from it in your own
 schema, as nnfabrik's tutorial does::
@@ -18,6 +27,7 @@ schema, as nnfabrik's tutorial does::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from typing import Any
@@ -34,9 +44,12 @@ from ..serialization import (
     transfer_data_from_bytes,
     transfer_data_to_bytes,
 )
-from ..errors import TrainingPruned
+from ..errors import JobTakenOver, TrainingPruned
+from ..resolve import stored_names
 from . import checkpoint_protocol
-from .artifacts import ArtifactStore, artifact_definition
+from .artifacts import ArtifactStore, artifact_definition, new_attempt
+from .jobs import Heartbeat, WorkerJobs, WorkerJobsDescriptor
+from .restrictions import SafeRestriction
 from .pruning import record_pruned
 from .fabrik import Dataset, Fabrikant, Model, Seed, Trainer, schema
 
@@ -51,35 +64,33 @@ class TrainingCallback:
     arguments); called with nnfabrik's checkpoint protocol (``state={"action":
     "save" | "last" | "best", ...}``) it saves and restores checkpoints in the
     database (:mod:`.checkpoint_protocol`).  It carries ``checkpoint_store`` (the database checkpoints of
-    this key, so any worker can resume the training) and, called after every
-    epoch, renews the job's reservation: ``jobs.refresh(orphan_timeout=t)``
-    then hands a job to another worker only when its worker has been silent
-    for ``t`` seconds, however long the training takes.  ``observer``, when
+    this key, so any worker can resume the training).  The job's reservation
+    is renewed by the worker's heartbeat thread, not by these calls, so a
+    long epoch or a trainer that never calls ``cb`` is not taken for dead;
+    when the heartbeat found the job taken over by another worker, the next
+    call raises :class:`~nntransfer.errors.JobTakenOver`, which stops the
+    training.  ``observer``, when
     given, is called as ``observer(key, **info)`` with what the trainer
     reported (a search reports each epoch's objective to its trial there and
     may stop the training with :class:`~nntransfer.errors.TrainingPruned`).
     """
 
-    def __init__(self, key: dict, checkpoint_store=None, jobs=None, observer=None):
+    def __init__(self, key: dict, checkpoint_store=None, heartbeat=None, observer=None):
         self.key = key
         self.checkpoint_store = checkpoint_store
-        self.jobs = jobs
+        self.heartbeat = heartbeat
         self.observer = observer
 
     def __call__(self, *args, **info):
         if info:
             log.debug("training %s: %s", self.key, info)
+        if self.heartbeat is not None:
+            self.heartbeat.check()
         if isinstance(info.get("state"), dict) and self.checkpoint_store is not None:
             # nnfabrik's checkpoint protocol: cb(uid=..., epoch=..., model=..., state={"action": ...})
             checkpoint_protocol.answer(self.checkpoint_store, info.get("epoch"), info.get("model"), info["state"])
         if self.observer is not None:
             self.observer(self.key, **info)
-        if self.jobs is None or not self.jobs.is_declared:
-            return
-        job = {name: self.key[name] for name in self.jobs.primary_key}
-        if self.jobs & job & "status = 'reserved'":
-            now = self.jobs.connection.query("SELECT CURRENT_TIMESTAMP(3)").fetchone()[0]
-            self.jobs.update1({**job, "reserved_time": now})
 
 
 @functools.lru_cache(maxsize=None)
@@ -94,7 +105,7 @@ def artifact_store() -> ArtifactStore:
 def _artifact_part(name: str, artifact: str, comment: str, what: str) -> type:
     return type(
         name,
-        (dj.Part,),
+        (SafeRestriction, dj.Part),
         {
             "definition": f"# {comment}\n-> master\n---\n" + artifact_definition(artifact, what),
             "__doc__": f"{comment[0].upper()}{comment[1:]}, stored in the object store.",
@@ -126,7 +137,7 @@ def _split_transfer_data(output):
     return output, None
 
 
-class TrainingMixin:
+class TrainingMixin(SafeRestriction):
     """Three-part make and model loading, shared by the trained-model tables.
 
     A table using it defines ``dataset_table``, ``model_table``,
@@ -136,6 +147,10 @@ class TrainingMixin:
     """
 
     keep_checkpoints = False  # keep a finished training's checkpoints (removed by default)
+    heartbeat_interval = 30.0
+    """Seconds between renewals of a held job (the runner sets a quarter of its orphan timeout)."""
+    jobs = WorkerJobsDescriptor()
+    _stored_checkpoints = ()
     dataset_table = Dataset
     model_table = Model
     trainer_table = Trainer
@@ -150,10 +165,11 @@ class TrainingMixin:
 
     # -- three-part make -------------------------------------------------
     def make_fetch(self, key: dict):
-        dataset, (model_fn, model_config, model_comment), trainer = (
-            table().get_entry(key) for table in (self.dataset_table, self.model_table, self.trainer_table)
-        )
-        model_config = split_table_options(model_fn, "model", model_config)[0]
+        with stored_names():  # names read from rows must lie in allowed packages (see nntransfer.resolve)
+            dataset, (model_fn, model_config, model_comment), trainer = (
+                table().get_entry(key) for table in (self.dataset_table, self.model_table, self.trainer_table)
+            )
+            model_config = split_table_options(model_fn, "model", model_config)[0]
         return dataset, (model_fn, model_config, model_comment), trainer, self.fetch_inputs(key)
 
     def make_compute(self, key: dict, dataset, model, trainer, inputs):
@@ -162,61 +178,120 @@ class TrainingMixin:
         (trainer_fn, trainer_config, trainer_comment) = trainer
         comment = ". ".join(c for c in (dataset_comment, model_comment, trainer_comment) if c)[:768]
         seed = key["seed"]
-        dataset_config, receive = self.prepare_training(key, dataset_config, inputs)
-        dataloaders = get_data(dataset_fn, dataset_config, seed)
-        net = get_model(model_fn, model_config, dataloaders, seed)
-        extra = receive(net) if receive else {}
-        train = get_trainer(trainer_fn, trainer_config)
-        try:
-            score, output, model_state = train(net, dataloaders, seed, uid=dict(key), cb=self.callback_for(key))
-        except TrainingPruned as pruned:
-            self._pruned = pruned
-            raise
-        output, transfer_data = _split_transfer_data(output)
-        return (
-            comment,
-            score_to_float(score),
-            output_to_json(output),
-            state_dict_to_bytes(model_state),
-            transfer_data_to_bytes(transfer_data) if transfer_data is not None else None,
-            extra,
-        )
+        with stored_names(), self._heartbeat(key) as heartbeat:
+            dataset_config, receive = self.prepare_training(key, dataset_config, inputs)
+            dataloaders = get_data(dataset_fn, dataset_config, seed)
+            net = get_model(model_fn, model_config, dataloaders, seed)
+            extra = receive(net) if receive else {}
+            train = get_trainer(trainer_fn, trainer_config)
+            try:
+                cb = self.callback_for(key, heartbeat)
+                score, output, model_state = train(net, dataloaders, seed, uid=dict(key), cb=cb)
+            except TrainingPruned as pruned:
+                self._pruned = pruned
+                raise
+            output, transfer_data = _split_transfer_data(output)
+            output = output_to_json(output)
+            artifacts = self._write_artifacts(
+                key, state_dict_to_bytes(model_state),
+                transfer_data_to_bytes(transfer_data) if transfer_data is not None else None,
+            )
+        return comment, score_to_float(score), output, artifacts, extra
 
-    def make_insert(self, key: dict, comment: str, score, output, model_state: bytes, transfer_data: bytes | None, extra: dict):
-        store = artifact_store()
-        written = []
+    def make_insert(self, key: dict, comment: str, score, output, artifacts: dict, extra: dict):
+        """Store one result, in the transaction DataJoint opened around this call.
+
+        Refuses with :class:`~nntransfer.errors.JobTakenOver` when another
+        worker holds the job now or stored the key first.  The training's
+        checkpoint rows are deleted in the same transaction; their files after
+        the commit.  On any failure the files of this attempt, and only those,
+        are removed.
+        """
         try:
-            path = store.path_for(self, key, "model_state.pt")
-            model_ref = store.put("model_state", path, model_state)
-            written.append(path)
-            data_ref = None
-            if transfer_data is not None:
-                path = store.path_for(self, key, "transfer_data.npz")
-                data_ref = store.put("transfer_data", path, transfer_data)
-                written.append(path)
-            row = {
+            self._check_holds(key)
+            if self & key:
+                raise JobTakenOver(f"{key} was stored by another attempt meanwhile; this attempt's result is discarded.")
+            self.insert1({
                 **key,
                 "comment": comment,
                 "score": score,
                 "output": output,
                 "fabrikant_name": self.user_table.get_current_user(),
                 **self.extra_row_fields(key, extra),
-            }
-            self.insert1(row)
-            self.ModelStorage.insert1({**key, **model_ref})
-            if data_ref is not None:
-                self.TransferData.insert1({**key, **data_ref})
+            })
+            self.ModelStorage.insert1({**key, **artifacts["model_state"]})
+            if "transfer_data" in artifacts:
+                self.TransferData.insert1({**key, **artifacts["transfer_data"]})
+            stale = [] if self.keep_checkpoints else self.checkpoint_store(key).detach()
         except BaseException:
-            for path in written:
-                store.remove(path)
+            self._remove_artifacts(key, artifacts)
             raise
-        if not self.keep_checkpoints:
-            self.checkpoint_store(key).clear()
+        self._stored_checkpoints = [*self._stored_checkpoints, (dict(key), stale)]
+
+    def populate(self, *restrictions, **kwargs):
+        """DataJoint's populate; then the checkpoint files of the trainings it stored are deleted.
+
+        Deleted only now, after their result's transaction committed: a
+        commit that fails leaves checkpoint rows and files together, so the
+        next attempt resumes from them.
+        """
+        try:
+            return super().populate(*restrictions, **kwargs)
+        finally:
+            stored, self._stored_checkpoints = self._stored_checkpoints, ()
+            for key, paths in stored:
+                if paths and self & key:
+                    self.checkpoint_store(key).remove_files(paths)
+
+    def _check_holds(self, key: dict) -> None:
+        """In a transaction: raise JobTakenOver if this process reserved ``key`` but no longer holds it (row locked)."""
+        jobs = self.__dict__.get("_jobs")
+        if isinstance(jobs, WorkerJobs) and jobs.holder(key) is not None and not jobs.lock_held(key):
+            raise JobTakenOver(
+                f"the job {key} was taken over by another worker while this one trained it; this result is discarded."
+            )
+
+    def _heartbeat(self, key: dict):
+        """A :class:`~.jobs.Heartbeat` for ``key`` when this process holds its job, else a context giving None."""
+        jobs = self.__dict__.get("_jobs")
+        if isinstance(jobs, WorkerJobs) and jobs.holder(key) is not None:
+            return Heartbeat(jobs, key, self.heartbeat_interval)
+        return contextlib.nullcontext()
+
+    def _write_artifacts(self, key: dict, model_state: bytes, transfer_data: bytes | None) -> dict:
+        """Write this attempt's artifacts under names of their own; return their references by name."""
+        store = artifact_store()
+        folder = store.key_folder(self, key)
+        attempt = new_attempt()
+        refs = {}
+        try:
+            refs["model_state"] = store.put("model_state", f"{folder}/model_state-{attempt}.pt", model_state)
+            if transfer_data is not None:
+                refs["transfer_data"] = store.put("transfer_data", f"{folder}/transfer_data-{attempt}.npz",
+                                                  transfer_data)
+        except BaseException:
+            self._remove_artifacts(key, refs)
+            raise
+        return refs
+
+    def _remove_artifacts(self, key: dict, refs: dict) -> None:
+        store = artifact_store()
+        for name, ref in refs.items():
+            store.remove(ref[name], store.key_folder(self, key))
+
+    def read_artifact(self, row: dict, name: str) -> bytes:
+        """The bytes of artifact ``name`` that ``row`` (a storage row of this table) references, path checked."""
+        store = artifact_store()
+        return store.get(row, name, store.key_folder(self, row))
 
     # -- hooks for transfer tables ----------------------------------------
     def fetch_inputs(self, key: dict) -> Any:
         """What this entry receives from earlier steps (nothing for plain training)."""
         return None
+
+    def inputs_for_loading(self, key: dict) -> Any:
+        """What :meth:`load_model` needs from earlier steps to rebuild the dataset (as :meth:`fetch_inputs`)."""
+        return self.fetch_inputs(key)
 
     def prepare_training(self, key: dict, dataset_config: dict, inputs: Any):
         """Return the dataset config to build with and a function applied to the new model."""
@@ -234,8 +309,11 @@ class TrainingMixin:
     epoch_observer = None
     """Called by the training callback as ``epoch_observer(key, epoch=..., metrics=...)``; set on an instance."""
 
-    def callback_for(self, key: dict) -> TrainingCallback:
-        return TrainingCallback(dict(key), self.checkpoint_store(key), self.jobs, observer=self.epoch_observer)
+    def callback_for(self, key: dict, heartbeat=None) -> TrainingCallback:
+        store = self.checkpoint_store(key)
+        if heartbeat is not None:  # a checkpoint of a job taken over would outlive the other worker's result
+            store.holder_check = functools.partial(self._check_holds, dict(key))
+        return TrainingCallback(dict(key), store, heartbeat, observer=self.epoch_observer)
 
     def _populate1(self, key, jobs, *args, **kwargs):
         """DataJoint's populate of one key, with a pruned training recorded as pruned (see :mod:`.pruning`)."""
@@ -253,13 +331,13 @@ class TrainingMixin:
     # -- reading results ---------------------------------------------------
     def fetch_state_dict(self, key: dict | None = None) -> dict:
         row = (self.ModelStorage & (self & (key or {})).proj()).fetch1()
-        return state_dict_from_bytes(artifact_store().get(row, "model_state"))
+        return state_dict_from_bytes(self.read_artifact(row, "model_state"))
 
     def fetch_transfer_data(self, key: dict | None = None) -> dict | None:
         rows = (self.TransferData & (self & (key or {})).proj()).to_dicts()
         if not rows:
             return None
-        return transfer_data_from_bytes(artifact_store().get(rows[0], "transfer_data"))
+        return transfer_data_from_bytes(self.read_artifact(rows[0], "transfer_data"))
 
     def fetch_output(self, key: dict | None = None) -> dict:
         return output_from_json((self & (key or {})).fetch1("output"))
@@ -273,11 +351,12 @@ class TrainingMixin:
         """
         entry = (self & (key or {})).fetch1("KEY")
         seed = entry["seed"] if seed is None else seed
-        dataset_fn, dataset_config = self.dataset_table().get_config(entry)
-        model_fn, model_config = self.model_table().function_config(entry)
-        dataset_config, _ = self.prepare_training(entry, dataset_config, self.fetch_inputs(entry))
-        dataloaders = get_data(dataset_fn, dataset_config, seed)
-        model = get_model(model_fn, model_config, dataloaders, seed)
+        with stored_names():  # names read from rows must lie in allowed packages (see nntransfer.resolve)
+            dataset_fn, dataset_config = self.dataset_table().get_config(entry)
+            model_fn, model_config = self.model_table().function_config(entry)
+            dataset_config, _ = self.prepare_training(entry, dataset_config, self.inputs_for_loading(entry))
+            dataloaders = get_data(dataset_fn, dataset_config, seed)
+            model = get_model(model_fn, model_config, dataloaders, seed)
         if include_state_dict:
             model.load_state_dict(self.fetch_state_dict(entry))
         result = [dataloaders, model] if include_dataloader else [model]

@@ -56,7 +56,9 @@ from ..steps import CONFIG_FIELDS, plan_row, previous_from_plan_row, step_key, s
 from ..serialization import state_dict_from_bytes, transfer_data_from_bytes
 from . import membership
 from .fabrik import schema
-from .trained import TrainingMixin, artifact_store
+from .locks import schema_lock
+from .restrictions import SafeRestriction
+from .trained import TrainingMixin
 
 dj = import_datajoint()
 log = logging.getLogger(__name__)
@@ -93,7 +95,7 @@ def _plan_definition(target_comment: str) -> str:
     """
 
 
-class PlannedStepBase:
+class PlannedStepBase(SafeRestriction):
     """Behaviour of a plan table (a mixin; the tables are made per trained-model table)."""
 
     def previous_key(self, key: dict) -> dict | None:
@@ -128,7 +130,8 @@ class _Companion:
             for name in ("recipe_table", "plan_table"):  # what the recipe steps reference, declared first
                 if name in companion.__dict__:
                     setattr(companion, name, getattr(owner, name))
-            owner._connection.schemas[database](companion, context=context)
+            with schema_lock(owner._connection, database):  # processes starting at once declare it once
+                owner._connection.schemas[database](companion, context=context)
         return companion
 
 
@@ -227,10 +230,17 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         """Flag the planned steps whose previous step is done; return how many were flagged.
 
         One indexed UPDATE: a done row's ``successor_history`` is the
-        ``collapsed_history`` of every step that follows it.
+        ``collapsed_history`` of every step that follows it.  A second one
+        takes the flag back from steps whose previous step was deleted since,
+        so no worker starts a step that has nothing to start from.
         """
         quote = self.connection.adapter.quote_identifier
         plan = self.plan_table()
+        self.connection.query(
+            f"UPDATE {plan.full_table_name} SET {quote('ready')} = 0 WHERE {quote('ready')} = 1 AND "
+            f"{quote('transfer_step')} > 0 AND {quote('collapsed_history')} NOT IN "
+            f"(SELECT {quote('successor_history')} FROM {self.full_table_name})"
+        )
         cursor = self.connection.query(
             f"UPDATE {plan.full_table_name} SET {quote('ready')} = 1 WHERE {quote('ready')} = 0 AND "
             f"{quote('collapsed_history')} IN (SELECT {quote('successor_history')} FROM {self.full_table_name})"
@@ -342,6 +352,23 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
             inputs.update(received=RECEIVED_BOTH, state_artifact=(self.ModelStorage & previous).fetch1())
         return inputs
 
+    def inputs_for_loading(self, key: dict):
+        """Rebuilding a trained step needs the previous step only when that one handed on generated data.
+
+        A step that received a model state is rebuilt from its own stored
+        state, so it loads even after its history was deleted.
+        """
+        previous = self.plan_table().previous_key(key)
+        if previous is None or not previous["data_transfer"]:
+            return None
+        if not self & previous:
+            raise TransferError(
+                f"the step before {step_key(key)} was deleted; it handed on the generated data this step's dataset "
+                "was built with, so the dataset cannot be rebuilt. Load the model alone with "
+                "include_dataloader=False after building its dataloaders yourself, or train the chain again."
+            )
+        return self.fetch_inputs(key)
+
     def prepare_training(self, key: dict, dataset_config: dict, inputs):
         if inputs is None:
             return dataset_config, lambda model: {"received": RECEIVED_NOTHING}
@@ -355,13 +382,13 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         if inputs["received"] == RECEIVED_DATA:
             dataset_fn, _ = self.dataset_table().get_config(key)
             _check_accepts_transfer_data(dataset_fn)
-            data = transfer_data_from_bytes(artifact_store().get(inputs["artifact"], "transfer_data"))
+            data = transfer_data_from_bytes(self.read_artifact(inputs["artifact"], "transfer_data"))
             return {**dataset_config, "transfer_data": data}, lambda model: {"received": RECEIVED_DATA}
 
         def receive(model):
             from ..transfer.loading import load_partial
 
-            state = state_dict_from_bytes(artifact_store().get(inputs["artifact"], "model_state"))
+            state = state_dict_from_bytes(self.read_artifact(inputs["artifact"], "model_state"))
             report = load_partial(model, state, **inputs["options"])
             return {"received": RECEIVED_STATE, "load_report": report.to_dict()}
 

@@ -19,6 +19,7 @@ module takes it up (see :mod:`nntransfer.trainer.modules.checkpointing`).
 """
 
 import io
+import logging
 import os
 import re
 import tempfile
@@ -28,6 +29,8 @@ from pathlib import Path
 import torch
 
 from nntransfer.errors import TrainingError
+
+log = logging.getLogger(__name__)
 
 _TAG = re.compile(r"^[a-z0-9_]+$")
 _ENTRY = re.compile(r"^([a-z0-9_]+)-(\d{6,})$")
@@ -58,7 +61,10 @@ class CheckpointStore(ABC):
     ``save(epoch, payload, tags)`` stores ``payload`` under every tag given
     (replacing that tag's previous checkpoint); ``load(which)`` returns the
     payload of a tag (``"last"``, ``"best"``) or of an epoch number, or None
-    if there is none; ``list()`` gives ``[{"tag": ..., "epoch": ...}]``;
+    if there is none.  A checkpoint that cannot be read (its file missing,
+    truncated or holding objects that ``weights_only`` loading refuses) is
+    logged and treated as missing, so a resumed or retried training always
+    makes progress instead of failing on it for good; ``list()`` gives ``[{"tag": ..., "epoch": ...}]``;
     ``clear()`` removes everything.
     """
 
@@ -81,13 +87,12 @@ class CheckpointStore(ABC):
             matches = [entry for entry in entries if entry[1] == which]
         else:
             matches = [entry for entry in entries if entry[0] == which]
-        if not matches:
-            return None
-        name = max(matches, key=lambda entry: entry[1])[2]
-        try:
-            return from_bytes(self._get(name))
-        except Exception as error:
-            raise CheckpointError(f"checkpoint {name!r} cannot be read: {error}") from error
+        for _, _, name in sorted(matches, key=lambda entry: entry[1], reverse=True):
+            try:
+                return from_bytes(self._get(name))
+            except Exception as error:  # missing, truncated, tampered with: resuming from it is impossible
+                log.warning("checkpoint %r cannot be read (%s); it is treated as missing", name, error)
+        return None
 
     def list(self) -> list:
         return [{"tag": tag, "epoch": epoch} for tag, epoch, _ in sorted(self._entries())]

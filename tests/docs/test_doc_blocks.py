@@ -159,10 +159,10 @@ def test_every_page_is_in_the_navigation():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("page", EXECUTED_PAGES, ids=lambda page: str(page.relative_to(DOCS)))
-def test_page_code_runs(page, tmp_path):
+def test_page_code_runs(page, tmp_path, embedded_home):
     from nntransfer.db import embedded
 
-    home = tmp_path / "home"
+    home = embedded_home
     text = page.read_text()
     for name, code in saved_files(text).items():
         (tmp_path / name).write_text(code)

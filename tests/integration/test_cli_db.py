@@ -18,8 +18,8 @@ def cli(*args, home):
     return subprocess.run([sys.executable, "-m", "nntransfer.cli", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_db_lifecycle(tmp_path):
-    home = tmp_path / "home"
+def test_db_lifecycle(embedded_home):
+    home = embedded_home
     started = cli("db", "start", home=home)
     assert started.returncode == 0, started.stderr
     try:
@@ -36,9 +36,9 @@ def test_db_lifecycle(tmp_path):
     assert "was not running" in cli("db", "stop", home=home).stdout
 
 
-def test_simultaneous_first_uses_start_one_server(tmp_path):
+def test_simultaneous_first_uses_start_one_server(embedded_home):
     """Workers that all start at once on a fresh machine share one server."""
-    home = tmp_path / "home"
+    home = embedded_home
     code = (
         "from pathlib import Path; from nntransfer.db import embedded; "
         f"print(embedded.start(Path({str(home / 'pgdata')!r})).pid)"

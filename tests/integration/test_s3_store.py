@@ -47,7 +47,7 @@ def test_trained_model_artifacts_live_in_the_s3_store(db, s3_store, store_dir):
     storage = db.TrainedModel.ModelStorage().fetch1()
     objects = {item["Key"] for item in s3_store.list_objects_v2(Bucket="experiments")["Contents"]}
     assert f"nnt/{storage['model_state']}" in objects
-    assert any(key.endswith("transfer_data.npz") for key in objects)
+    assert any(key.rsplit("/", 1)[-1].startswith("transfer_data-") and key.endswith(".npz") for key in objects)
     assert not (store_dir / storage["model_state"]).exists()  # nothing went to the local folder
 
     _, model = db.TrainedModel().load_model()
