@@ -16,19 +16,11 @@ TrainedModelTransferRecipe     dataset, model and trainer
 =============================  ===============================
 
 ``transfer_from`` and ``transfer_to`` hold ``<kind>_fn`` and ``<kind>_hash``
-of each changed kind; the seed is always kept.  ``transfer_from`` may also
-name a ``seed`` and a ``collapsed_history`` (and ``transfer_to`` the same
-``seed``), to continue only those chains (sinzlab nntransfer's recipes do).  ``data_transfer`` becomes the
+of each changed kind; the seed is always kept.  ``data_transfer`` becomes the
 new step's flag, i.e. what *it* will hand on (see
 :mod:`nntransfer.tables.transfer`).  Register recipes with
 ``TransferredTrainedModel.transfer_recipe = [DatasetTransferRecipe(), ...]``;
 each registered recipe row plans its own successors.
-
-Restricting a recipe table by a field of its sides works as in nnfabrik,
-whose recipe tables had these fields as columns: ``<kind>_fn`` /
-``<kind>_hash`` (and ``seed``) select by ``transfer_to``, ``prev_<kind>_fn`` /
-``prev_<kind>_hash`` (``prev_seed``, ``prev_collapsed_history``) by
-``transfer_from``; e.g. ``DatasetTransferRecipe() & {"dataset_fn": ...}``.
 """
 
 from __future__ import annotations
