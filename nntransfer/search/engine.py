@@ -31,7 +31,8 @@ import time
 import warnings
 from collections import Counter
 
-from ..errors import ConfigError, NNTransferError, TrainingPruned
+from ..errors import ConfigError, JobTakenOver, NNTransferError, TrainingPruned
+from ..resolve import allow_packages
 from ..tables.pruning import PRUNED
 from .samplers import build_pruner, build_sampler
 from .storage import open_storage, study_lock
@@ -87,15 +88,20 @@ def optimize(search, *, trials: int | None = None, timeout: float | None = None,
         raise ConfigError(f"trials must be a whole number >= 1, got {trials!r}.")
     target = target_for(search.table)
     study = open_study(search, target, orphan_timeout)
+    # the search is code the user runs: the packages of its functions are trusted (see nntransfer.resolve)
+    allow_packages(*{config.fn.split(".")[0] for experiment in search.base.experiments for config in experiment.configs})
     timeout = search.timeout if timeout is None else timeout
-    started = time.monotonic()
+    started = next_stale_check = time.monotonic()
     counts = Counter()
     while True:
         if timeout is not None and time.monotonic() - started >= timeout:
             break
         if trials is not None and counts["trials"] >= trials:
             break
-        trial, busy = _next_trial(study, search, target, limit=None if trials is not None else search.trials)
+        stale_check = time.monotonic() >= next_stale_check
+        if stale_check:
+            next_stale_check = time.monotonic() + study._storage.get_heartbeat_interval()
+        trial, busy = _next_trial(study, search, target, None if trials is not None else search.trials, stale_check)
         if trial is None:
             if not busy:
                 break
@@ -109,29 +115,55 @@ def optimize(search, *, trials: int | None = None, timeout: float | None = None,
     return {name: counts[name] for name in ("trials", "complete", "pruned", "failed", "duplicates")}
 
 
-def budget_used(trials) -> int:
-    """Trials that count against the budget: all but those failed by a dead or interrupted worker (they were retried)."""
+def _budget(study) -> tuple[int, int, int]:
+    """``(used, waiting, running)`` trials of the study, counted in one query.
+
+    Used: every trial but those failed with their worker (dead or
+    interrupted, told without an ``error``): they were queued again, and
+    their retry counts instead.
+    """
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
     from optuna.trial import TrialState
 
-    return sum(1 for t in trials if t.state != TrialState.FAIL or "error" in t.user_attrs)
+    trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
+    failed_by_error = sa.exists().where(attrs.c.trial_id == trials.c.trial_id, attrs.c.key == "error")
+
+    def count(*whens):
+        return sa.func.coalesce(sa.func.sum(sa.case(*((when, 1) for when in whens), else_=0)), 0)
+
+    query = sa.select(count(trials.c.state != TrialState.FAIL, failed_by_error),
+                      count(trials.c.state == TrialState.WAITING),
+                      count(trials.c.state == TrialState.RUNNING)).where(trials.c.study_id == study._study_id)
+    with _backend(study).engine.connect() as connection:
+        return tuple(int(value) for value in connection.execute(query).one())
 
 
-def _next_trial(study, search, target, limit):
-    """Start the next trial under the study's lock; ``(None, busy)`` when the budget is used."""
+def _backend(study):
+    """The RDBStorage under Optuna's in-process cache of the study's storage."""
+    storage = study._storage
+    return getattr(storage, "_backend", storage)
+
+
+def _next_trial(study, search, target, limit, stale_check=True):
+    """Start the next trial under the study's lock; ``(None, busy)`` when the budget is used.
+
+    ``stale_check``: first fail (and queue again) the trials whose worker
+    stopped sending heartbeats; once per heartbeat interval is enough.
+    """
     from optuna.exceptions import ExperimentalWarning
     from optuna.storages import fail_stale_trials
-    from optuna.trial import TrialState
 
     with study_lock(target.connection, f"{target.schema}: study {search.name}"), warnings.catch_warnings():
         # heartbeats are Optuna-experimental and "meant for Study.optimize"; this loop keeps them itself
         warnings.simplefilter("ignore", ExperimentalWarning)
         warnings.filterwarnings("ignore", message="Heartbeat of storage")
-        fail_stale_trials(study)
+        if stale_check:
+            fail_stale_trials(study)
         if limit is not None:
-            existing = study.get_trials(deepcopy=False)
-            waiting = any(t.state == TrialState.WAITING for t in existing)
-            if budget_used(existing) >= limit and not waiting:
-                return None, any(t.state == TrialState.RUNNING for t in existing)
+            used, waiting, running = _budget(study)
+            if used >= limit and not waiting:
+                return None, running > 0
         return study.ask(search.distributions()), True
 
 
@@ -174,13 +206,13 @@ def run_trial(search, study, trial, target, *, orphan_timeout: float = 300.0, po
             target.insert(experiment, planned_by=label, fabrikant=fabrikant)
         planners = {row.get("planned_by") for row in target.planned_by(last)}
         duplicate = len(done) == len(last) or bool(planners - {label})
-        trial.set_user_attr("duplicate", duplicate)
-        trial.set_user_attr("step", {k: int(v) if k in ("seed", "transfer_step", "data_transfer") else v
-                                     for k, v in target.identity_key(last[0]).items()})
-        outcome, message = ("done", "") if len(done) == len(last) else _train(search, trial, target, steps, last,
-                                                                              orphan_timeout, poll)
+        if duplicate:
+            trial.set_user_attr("duplicate", True)
+        outcome, message = ("done", done) if len(done) == len(last) else _train(search, trial, target, steps, last,
+                                                                                orphan_timeout, poll)
         if outcome == "done":
-            value = _objective(search, target, target.done(last))
+            wanted = {target.identity(key) for key in last}
+            value = _objective(search, target, [row for row in message if target.identity(row) in wanted])
             study.tell(trial, value)
             log.info("%s: %s = %.6g%s", label, search.objective, value, " (duplicate)" if duplicate else "")
             return "complete", duplicate
@@ -232,13 +264,13 @@ def _train(search, trial, target, steps, last, orphan_timeout, poll):
     first_chain = [key for key in steps if key.get("seed", last[0]["seed"]) == last[0]["seed"]]
     phases = [first_chain] if len(first_chain) == len(steps) else [first_chain, steps]
     target.table.epoch_observer = _observer(search, trial, target, watched)
-    target.table.heartbeat_interval = max(1.0, orphan_timeout / 4)  # renew held jobs well within the timeout
+    target.table.heartbeat_interval = min(30.0, max(0.5, orphan_timeout / 4))  # renew held jobs within the timeout
     try:
         for phase in phases:
             outcome = _train_phase(target, phase, watched, orphan_timeout, poll)
             if outcome[0] != "done":
                 return outcome
-        return "done", ""
+        return outcome  # ("done", the trained rows of the last phase, which holds every last step)
     finally:
         target.table.epoch_observer = None
 
@@ -247,12 +279,14 @@ def _train_phase(target, keys, watched, orphan_timeout, poll):
     wanted = {target.identity(key) for key in keys}
     while True:
         result = target.train(keys)
-        if result["error_list"]:
-            key, error = result["error_list"][0]
-            return "error", f"training {_describe(key)} failed: {error}"
-        finished = {target.identity(row) for row in target.done(keys)}
+        errors = [(key, error) for key, error in result["error_list"] if not isinstance(error, JobTakenOver)]
+        if errors:  # a job another worker took over is that worker's now: wait for its result
+            key, error = errors[0]
+            return "error", f"training {_describe(key)} failed: {type(error).__name__}: {error}"
+        rows = target.done(keys)
+        finished = {target.identity(row) for row in rows}
         if finished >= wanted:
-            return "done", ""
+            return "done", rows
         jobs = target.jobs(keys)
         status, message = jobs.get(watched, (None, ""))
         if status == "ignore" and message.startswith(PRUNED):

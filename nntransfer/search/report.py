@@ -78,15 +78,17 @@ def results(search):
     import pandas as pd
 
     study = load_study(search)
+    target = target_for(search.table)
     rows = []
     for trial in study.get_trials(deepcopy=False) if study is not None else []:
         row = {"trial": trial.number, "state": _state(trial), "value": trial.value,
                "duplicate": bool(trial.user_attrs.get("duplicate", False))}
-        if trial.params:
-            row.update(search.values_of(trial.params))
+        values = search.values_of(trial.params) if len(trial.params) == len(search.dimensions) else {}
+        row.update(values)
         row["duration_s"] = trial.duration.total_seconds() if trial.duration is not None else None
         row["message"] = trial.user_attrs.get("error") or trial.user_attrs.get("pruned") or ""
-        row.update(trial.user_attrs.get("step", {}))
+        if values:  # the key of the trained step (of the first seed)
+            row.update(target.identity_key(target.keys(search.experiment_for(values))[1][0]))
         rows.append(row)
     columns = ["trial", "state", "value", *(d.key for d in search.dimensions), "duplicate", "duration_s", "message"]
     frame = pd.DataFrame(rows)

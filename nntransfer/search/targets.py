@@ -48,7 +48,8 @@ class _Target:
 
     def train(self, keys: list) -> dict:
         """Train what is ready among ``keys`` with reserved jobs; DataJoint's populate result."""
-        return self.table.populate(keys, reserve_jobs=True, suppress_errors=True, **self.populate_options)
+        return self.table.populate(keys, reserve_jobs=True, suppress_errors=True, return_exception_objects=True,
+                                   **self.populate_options)
 
     def take_over(self, keys: list, orphan_timeout: float) -> None:
         """Give jobs among ``keys`` whose worker went silent for ``orphan_timeout`` s back to the queue."""

@@ -57,6 +57,7 @@ from ..serialization import state_dict_from_bytes, transfer_data_from_bytes
 from . import membership
 from .fabrik import schema
 from .locks import schema_lock
+from .pruning import PRUNED
 from .restrictions import SafeRestriction
 from .trained import TrainingMixin
 
@@ -64,7 +65,7 @@ dj = import_datajoint()
 log = logging.getLogger(__name__)
 
 
-STEP_STATES = ("done", "running", "pending", "blocked", "error")
+STEP_STATES = ("done", "running", "pending", "blocked", "error", "pruned")
 """The states of a planned step, in the order ``nntransfer status`` shows them."""
 
 RECEIVED_NOTHING = ""
@@ -279,7 +280,8 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         :mod:`.membership`); None counts every planned step.  done: trained;
         running: reserved by a worker; error: failed (see :meth:`retry`);
         pending: ready to train; blocked: waiting for its previous step (a
-        step after a failed one stays blocked until that one is retried).
+        step after a failed one stays blocked until that one is retried);
+        pruned: stopped early by a search (see :mod:`.pruning`).
         Returns ``{transfer_step: {state: count}}``.
         """
         quote = self.connection.adapter.quote_identifier
@@ -294,13 +296,15 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
             joins.append(f"JOIN {member.full_table_name} m ON {joined('m')} AND m.{quote('recipe')} = %s")
             args.append(recipe)
         joins.append(f"LEFT JOIN {self.full_table_name} t ON {joined('t')}")
-        job_state = "NULL"
+        job_state, pruned = "NULL", "1 = 0"
         if self.jobs.is_declared:
             joins.append(f"LEFT JOIN {self.jobs.full_table_name} j ON {joined('j')}")
             job_state = f"j.{quote('status')}"
+            pruned = f"{job_state} = 'ignore' AND LEFT(j.{quote('error_message')}, {len(PRUNED)}) = '{PRUNED}'"
         state = (
             f"CASE WHEN t.{quote('transfer_step')} IS NOT NULL THEN 'done' "
             f"WHEN {job_state} = 'reserved' THEN 'running' WHEN {job_state} = 'error' THEN 'error' "
+            f"WHEN {pruned} THEN 'pruned' "
             f"WHEN p.{quote('ready')} = 1 THEN 'pending' ELSE 'blocked' END"
         )
         rows = self.connection.query(

@@ -42,7 +42,7 @@ def test_a_recipe_is_inserted_once_and_edits_are_picked_up(db, tmp_path):
     assert runner.insert(recipe) == 2 + 3
     assert len(table.recipe_step_table() & {"recipe": "membership_demo"}) == 9
     counts = runner.status("membership_demo")
-    assert counts["total"] == {"done": 0, "running": 0, "pending": 6, "blocked": 3, "error": 0}
+    assert counts["total"] == {"done": 0, "running": 0, "pending": 6, "blocked": 3, "error": 0, "pruned": 0}
 
     # a seed taken out: it leaves the recipe's membership, its planned steps stay
     recipe = runner.load_recipe(write(recipe_file, [1, 3], EXTRA_CHAIN))
@@ -60,7 +60,8 @@ def test_run_status_and_retry_see_only_their_recipe(db, tmp_path):
     result = runner.run(mine)
     assert result["success_count"] == 2 and result["error_list"] == []
     assert runner.status("mine")["total"]["done"] == 2
-    assert runner.status("other")["total"] == {"done": 0, "running": 0, "pending": 1, "blocked": 1, "error": 0}
+    assert runner.status("other")["total"] == {"done": 0, "running": 0, "pending": 1, "blocked": 1, "error": 0,
+                                               "pruned": 0}
     assert runner.status("never_inserted")["total"] == dict.fromkeys(runner.STEP_STATES, 0)
 
 

@@ -25,7 +25,7 @@ def run_recipe(name):
     assert result["error_list"] == []
     counts = runner.status(recipe)["total"]
     distinct = {tuple(sorted(key.items())) for key in recipe.steps()}  # chains share their first step
-    assert counts == {**counts, "done": len(distinct), "pending": 0, "blocked": 0, "error": 0}
+    assert counts == {**counts, "done": len(distinct), "pending": 0, "blocked": 0, "error": 0, "pruned": 0}
     return runner, recipe
 
 

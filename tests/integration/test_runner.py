@@ -36,8 +36,8 @@ def test_run_status_retry_and_results(db, tmp_path, capsys):
     assert "boom" in out.err and "trained 6 steps" in out.out
     recipe = runner.load_recipe(str(recipe_file))
     counts = runner.status(recipe)
-    assert counts["steps"][0] == {"done": 2, "running": 0, "pending": 2, "blocked": 0, "error": 0}
-    assert counts["steps"][1] == {"done": 2, "running": 0, "pending": 0, "blocked": 2, "error": 0}
+    assert counts["steps"][0] == {"done": 2, "running": 0, "pending": 2, "blocked": 0, "error": 0, "pruned": 0}
+    assert counts["steps"][1] == {"done": 2, "running": 0, "pending": 0, "blocked": 2, "error": 0, "pruned": 0}
     assert counts["steps"][2]["done"] == 2
 
     # worker mode records the errors in the jobs table; retry queues them again

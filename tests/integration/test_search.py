@@ -114,6 +114,7 @@ def test_a_pruned_trial_stops_cleanly_and_is_recorded_as_pruned(db, single_threa
     assert len(pruned_jobs(table, [key])) == 1 and len(table.jobs.errors) == 0
     assert len(db.Checkpoint()) == 0          # written at epoch 1, dropped with the pruned training
     assert table.retry([key]) == 0            # not an error, so nothing to retry
+    assert table.step_states()[0]["pruned"] == 1 and table.step_states()[0]["error"] == 0
     study = nts.load_study(search)
     first, second = study.get_trials()
     assert first.intermediate_values.keys() == {1} and first.state.name == "PRUNED"

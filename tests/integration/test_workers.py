@@ -80,7 +80,8 @@ def test_four_workers_train_each_of_24_keys_exactly_once(db, tmp_path):
     assert len(trained) == 24 and len(keys) == 24, outputs
     assert len(db.TransferredTrainedModel & recipe.steps()) == 24
     assert len(db.TransferredTrainedModel.jobs.reserved) == 0
-    assert runner.status(recipe)["total"] == {"done": 24, "running": 0, "pending": 0, "blocked": 0, "error": 0}
+    assert runner.status(recipe)["total"] == {"done": 24, "running": 0, "pending": 0, "blocked": 0, "error": 0,
+                                              "pruned": 0}
     # every worker found work: the queue was shared, not drained by the first one
     assert sum(int(out.split("trained ")[1].split()[0]) for out in outputs) == 24
 
