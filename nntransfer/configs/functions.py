@@ -45,6 +45,13 @@ ConfigError.  Configs derived from the function run it whenever one is made, so
 a typo inside a nested option fails before anything is hashed or inserted; the
 function stays importable without nntransfer (the attribute is optional)."""
 
+OMITTED_HOOK = "omitted_when_none"
+"""A function may carry ``fn.omitted_when_none = ("name", ...)``: keyword
+parameters with default ``None`` that configs leave out of the hash (and of
+the stored row) while they are ``None``.  Adding such an option to a function
+therefore keeps the hash of every existing config of it, and every config
+class declared for it stays valid."""
+
 TRANSFER_KEYS = ("rename", "include", "exclude")
 """Keys of a model config's ``transfer`` option (the keywords of
 :func:`nntransfer.transfer.loading.load_partial` that a config may set)."""
@@ -120,7 +127,13 @@ def _build_class(fn_path, kind):
     for option in added:
         annotations[option] = typing.Optional[TABLE_OPTIONS[kind][option]]
         namespace[option] = None
-    namespace["omitted_when_none"] = added
+    own = tuple(getattr(function, OMITTED_HOOK, ()))
+    not_optional = [name for name in own if name not in parameters or parameters[name].default is not None]
+    if not_optional:
+        raise ConfigError(
+            f"{fn_path}.{OMITTED_HOOK} names {not_optional}, which are not keyword parameters with default None."
+        )
+    namespace["omitted_when_none"] = added + own
     namespace["__annotations__"] = annotations
     namespace["__doc__"] = f"Config of {fn_path}, derived from its signature."
     name = "".join(part.capitalize() for part in function.__name__.split("_")) + "Config"

@@ -97,6 +97,9 @@ class Loop:
     does not look per batch; a NaN then shows in the epoch's loss.
     ``amp``: False, ``"fp16"`` (autocast + GradScaler, CUDA), ``"bf16"``
     (bfloat16 autocast, CPU or CUDA) or True (fp16 on CUDA, bf16 on CPU).
+    ``distributed``: this process's :class:`~nntransfer.trainer.distributed.Distributed`
+    in a DDP run (its loaders are sharded, training batches run through the
+    DDP model, tallies are summed over the ranks), or None.
     """
 
     def __init__(
@@ -119,6 +122,7 @@ class Loop:
         nan_policy: str = "raise",
         pass_data_key: bool | None = None,
         cb=None,
+        distributed=None,
     ):
         if not isinstance(model, torch.nn.Module):
             raise TrainingError(f"the model must be a torch.nn.Module, got {type(model).__name__}.")
@@ -134,6 +138,14 @@ class Loop:
         )
         if epochs and "train" not in loaders:
             raise TrainingError(f"training needs a 'train' loader; the dataloaders have {sorted(loaders)}.")
+        if distributed is not None:
+            if nan_policy == "skip":
+                raise ConfigError(
+                    "nan_policy='skip' cannot run under ddp: one rank skipping a batch that the others train on "
+                    "would stall the gradient exchange. Use 'raise' or 'off'."
+                )
+            loaders = distributed.shard(loaders)
+        self.distributed = distributed
 
         self.device = resolve_device(device)
         self.optimizer_name = optimizer
@@ -175,6 +187,7 @@ class Loop:
         if self._amp_dtype is torch.float16:
             self.state.scaler = torch.amp.GradScaler("cuda")
         self.state.modules = self.modules
+        self._net = self.state.model  # what training batches run through: the model, or its DDP wrapper
         self._fitted = False
 
     def _amp_dtype_for(self, amp):
@@ -235,6 +248,8 @@ class Loop:
                     state.stop_requested = True
                     state.epoch -= 1
                     break
+                if self.distributed is not None:  # after pre_epoch, which may unfreeze parameters
+                    self._net = self.distributed.wrap(state.model)
                 self._train_epoch()
                 if self._validation_due():
                     state.metrics.update(self._evaluate("validation", during_fit=True))
@@ -302,7 +317,8 @@ class Loop:
         except LoopControl as error:
             raise misplaced(handler, "pre_forward", error, state.phase) from error
         with self._autocast() if self._amp_dtype is not None else nullcontext():
-            result = state.model(state.inputs, data_key=key) if data_key_kw else state.model(state.inputs)
+            net = self._net if state.phase == "train" else state.model
+            result = net(state.inputs, data_key=key) if data_key_kw else net(state.inputs)
             if type(result) is tuple:
                 result, state.model_extras = split_output(result)
             state.outputs = result
@@ -341,6 +357,9 @@ class Loop:
                 pending += 1
                 state.is_step = pending == accumulation or state.batch_index + 1 == n_batches
                 scaled = loss / accumulation if accumulation > 1 else loss
+                if self.distributed is not None:
+                    weight = self.distributed.loss_weight(state.batch_index)
+                    scaled = scaled * weight if weight != 1.0 else scaled
                 if scaler is not None:
                     scaler.scale(scaled).backward()
                     if state.is_step and post_backward:
@@ -395,6 +414,9 @@ class Loop:
                 pass  # every batch of the epoch was read already
             except StopTraining:
                 state.stop_requested = True
+        if self.distributed is not None:
+            self.distributed.reduce_tally(tally)
+            self.distributed.reduce_sums(state._sums, "train.")
         state.metrics.update(tally.metrics("train"))
         state.is_step = False
 
@@ -455,6 +477,9 @@ class Loop:
                 if per_key:
                     per_key[key].add(state.loss, state.outputs, state.targets)
         model.train(was_training)
+        if self.distributed is not None:
+            self.distributed.reduce_tally(total)
+            self.distributed.reduce_sums(state._sums, f"{split}.")
         metrics = total.metrics(split)
         for key, tally in per_key.items():
             metrics.update(tally.metrics(f"{split}.{key}"))
