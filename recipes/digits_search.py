@@ -45,5 +45,5 @@ search = Search(
     objective="validation.accuracy",
     trials=12,
     sampler={"tpe": {"n_startup_trials": 5}},
-    pruner={"median": {"n_startup_trials": 3, "n_warmup_steps": 3}},
+    pruner={"median": {"n_startup_trials": 3, "n_warmup_steps": 4}},
 )

@@ -11,6 +11,7 @@ and its checkpoints are dropped because nothing will resume it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 log = logging.getLogger(__name__)
@@ -44,3 +45,24 @@ def pruned_jobs(table, restriction=None):
     """The pruned jobs of ``table`` (within ``restriction``, e.g. a list of keys)."""
     jobs = table.jobs & PRUNED_CONDITION
     return jobs if restriction is None else jobs.restrict(restriction, semantic_check=False)
+
+
+@contextlib.contextmanager
+def not_logged_as_error(table):
+    """Within the block, DataJoint's error log lines about ``table``'s pruned training are dropped.
+
+    DataJoint logs every make that raised as an error; a pruned training is
+    recorded as pruned instead (see :func:`record_pruned`) and logged once,
+    at INFO, by this module.
+    """
+    logger = logging.getLogger("datajoint")
+
+    def keep(record) -> bool:
+        pruned = getattr(table, "_pruned", None)
+        return pruned is None or str(pruned) not in record.getMessage()
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)

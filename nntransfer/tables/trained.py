@@ -50,7 +50,7 @@ from . import checkpoint_protocol
 from .artifacts import ArtifactStore, artifact_definition, new_attempt
 from .jobs import Heartbeat, WorkerJobs, WorkerJobsDescriptor
 from .restrictions import SafeRestriction
-from .pruning import record_pruned
+from .pruning import not_logged_as_error, record_pruned
 from .fabrik import Dataset, Fabrikant, Model, Seed, Trainer, schema
 
 dj = import_datajoint()
@@ -319,7 +319,8 @@ class TrainingMixin(SafeRestriction):
         """DataJoint's populate of one key, with a pruned training recorded as pruned (see :mod:`.pruning`)."""
         self._pruned = None
         try:
-            status = super()._populate1(key, jobs, *args, **kwargs)
+            with not_logged_as_error(self):
+                status = super()._populate1(key, jobs, *args, **kwargs)
         except TrainingPruned:
             if self._pruned is None:
                 raise
