@@ -31,6 +31,9 @@ from .tables.transfer import STEP_STATES
 
 log = logging.getLogger(__name__)
 
+REFRESH_INTERVAL = 10.0
+"""Seconds after which a busy worker refreshes the job queue anyway (orphaned jobs, steps made ready elsewhere)."""
+
 DEFAULT_ORPHAN_TIMEOUT = 300.0
 """Seconds without a heartbeat after which a reserved job is given to another worker."""
 
@@ -176,14 +179,25 @@ def work(recipe: Recipe, table=None, orphan_timeout: float = DEFAULT_ORPHAN_TIME
     steps = restriction(recipe, table)
     trained = errors = 0
     idle_since = time.monotonic()
+    table.mark_ready()  # once: steps stored meanwhile flag their successors themselves
+    refreshed_at = -float("inf")
     while True:
-        table.jobs.refresh(steps, orphan_timeout=orphan_timeout)
-        result = table.populate(steps, plan=False, reserve_jobs=True, refresh=False, suppress_errors=True,
-                                return_exception_objects=True, max_calls=1)
+        # The job queue is refreshed (new ready steps queued, orphans taken over) when the
+        # last look found nothing, and at least every REFRESH_INTERVAL seconds; not per job,
+        # because refreshing reads every step of the recipe.
+        refreshing = time.monotonic() - refreshed_at > REFRESH_INTERVAL
+        if refreshing:
+            table.jobs.refresh(steps, orphan_timeout=orphan_timeout)
+            refreshed_at = time.monotonic()
+        result = table.populate(steps, plan=False, mark_ready=False, reserve_jobs=True, refresh=False,
+                                suppress_errors=True, return_exception_objects=True, max_calls=1)
         trained += result["success_count"]
         errors += sum(not isinstance(error, JobTakenOver) for _, error in result["error_list"])
         if result["success_count"] or result["error_list"]:
             idle_since = time.monotonic()
+            continue
+        if not refreshing:
+            refreshed_at = -float("inf")
             continue
         counts = status(recipe, table)["total"]
         if not counts["running"] and not counts["pending"]:

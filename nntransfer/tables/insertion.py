@@ -28,6 +28,9 @@ from .transfer import TransferredTrainedModel
 
 log = logging.getLogger(__name__)
 
+STATISTICS_AFTER = 1000
+"""New steps after which an insert asks the server to re-estimate table sizes (see membership.refresh_statistics)."""
+
 def complete_config(table, fn, config, comment=""):
     """Check one config for ``table`` without touching the database; return ``(key, row)``.
 
@@ -217,4 +220,7 @@ def insert_recipe(table, name: str, chains: dict, fabrikant=None) -> int:
     with _transaction(table.connection):
         write_rows(table.connection, rows, fabrikant)
         membership.replace_membership(table, name, keys)
-    return len(plan) - before
+    new = len(plan) - before
+    if new >= STATISTICS_AFTER and not table.connection.in_transaction:
+        membership.refresh_statistics(table)
+    return new

@@ -50,9 +50,21 @@ def recipe_step_definition(target_comment: str) -> str:
     """
 
 
+def distinct_steps(keys: list) -> list:
+    """The step keys once each: chains of a recipe may share steps (one pretraining, several fine-tunings)."""
+    seen, steps = set(), []
+    for key in keys:
+        step = step_key(key)
+        identity = canonical_json(step)
+        if identity not in seen:
+            seen.add(identity)
+            steps.append(step)
+    return steps
+
+
 def steps_hash(keys: list) -> str:
-    """One hash of a recipe's step keys, independent of their order."""
-    rows = sorted(canonical_json(step_key(key)) for key in keys)
+    """One hash of a recipe's distinct step keys, independent of their order."""
+    rows = sorted({canonical_json(step_key(key)) for key in keys})
     return digest("[" + ",".join(rows) + "]")
 
 
@@ -74,13 +86,15 @@ def is_unchanged(table, name: str, keys: list) -> bool:
     if row is None:
         return False
     stored_hash, stored_steps, members = row
-    return stored_hash == steps_hash(keys) and int(stored_steps) == len(keys) == int(members)
+    steps = len(distinct_steps(keys))
+    return stored_hash == steps_hash(keys) and int(stored_steps) == steps == int(members)
 
 
 def membership_rows(table, name: str, keys: list) -> tuple:
     """The recipe row and its membership rows (to write after the plan rows)."""
-    recipe_row = {"recipe": name, "steps": len(keys), "steps_hash": steps_hash(keys)}
-    members = [{"recipe": name, **{field: key[field] for field in STEP_KEY_FIELDS}} for key in keys]
+    steps = distinct_steps(keys)
+    recipe_row = {"recipe": name, "steps": len(steps), "steps_hash": steps_hash(steps)}
+    members = [{"recipe": name, **{field: key[field] for field in STEP_KEY_FIELDS}} for key in steps]
     return recipe_row, members
 
 
@@ -92,6 +106,19 @@ def replace_membership(table, name: str, keys: list) -> None:
     (recipe & {"recipe": name}).delete_quick()
     recipe.insert1(recipe_row)
     member.insert(members)
+
+
+def refresh_statistics(table) -> None:
+    """Let the server re-estimate the sizes of the plan and membership tables after a bulk insert.
+
+    Right after thousands of rows arrive, PostgreSQL still believes the
+    tables are nearly empty and joins them row by row (seconds for a status
+    of 10k steps instead of milliseconds) until its autovacuum catches up.
+    """
+    names = [table.plan_table().full_table_name, table.recipe_step_table().full_table_name, table.full_table_name]
+    statement = "ANALYZE" if table.connection.adapter.backend == "postgresql" else "ANALYZE TABLE"
+    for name in names:
+        table.connection.query(f"{statement} {name}")
 
 
 def restriction(table, name: str):

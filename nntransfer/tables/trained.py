@@ -222,6 +222,7 @@ class TrainingMixin(SafeRestriction):
             self.ModelStorage.insert1({**key, **artifacts["model_state"]})
             if "transfer_data" in artifacts:
                 self.TransferData.insert1({**key, **artifacts["transfer_data"]})
+            self.on_stored(key)
             stale = [] if self.keep_checkpoints else self.checkpoint_store(key).detach()
         except BaseException:
             self._remove_artifacts(key, artifacts)
@@ -299,6 +300,9 @@ class TrainingMixin(SafeRestriction):
 
     def extra_row_fields(self, key: dict, extra: dict) -> dict:
         return {}
+
+    def on_stored(self, key: dict) -> None:
+        """Called in the transaction that stores ``key`` (transfer tables flag the next steps ready)."""
 
     def checkpoint_store(self, key: dict):
         """The database checkpoints of the training of ``key``."""

@@ -93,6 +93,7 @@ def _plan_definition(target_comment: str) -> str:
     planned_by = "": varchar(255)     # the recipe or runner that planned it
     planned_ts = CURRENT_TIMESTAMP: datetime
     index(ready)
+    index(collapsed_history)
     """
 
 
@@ -205,15 +206,17 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
     def key_source(self):
         return (self.plan_table() & "ready = 1").proj()
 
-    def populate(self, *restrictions, plan: bool = True, **kwargs):
+    def populate(self, *restrictions, plan: bool = True, mark_ready: bool = True, **kwargs):
         """Plan new steps (see :meth:`plan`; ``plan=False`` only flags ready ones), then DataJoint's populate.
 
         Steps whose previous step is done by this very call are planned and
         run by the next call; :func:`nntransfer.runner.populate_all` repeats until nothing is left.
+        ``mark_ready=False`` (with ``plan=False``) skips even the flagging, for
+        a worker that flagged once: every stored step flags its own successors.
         """
         if plan:
             self.plan()
-        else:
+        elif mark_ready:
             self.mark_ready()
         return super().populate(*restrictions, **kwargs)
 
@@ -296,11 +299,9 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
             joins.append(f"JOIN {member.full_table_name} m ON {joined('m')} AND m.{quote('recipe')} = %s")
             args.append(recipe)
         joins.append(f"LEFT JOIN {self.full_table_name} t ON {joined('t')}")
-        job_state, pruned = "NULL", "1 = 0"
-        if self.jobs.is_declared:
-            joins.append(f"LEFT JOIN {self.jobs.full_table_name} j ON {joined('j')}")
-            job_state = f"j.{quote('status')}"
-            pruned = f"{job_state} = 'ignore' AND LEFT(j.{quote('error_message')}, {len(PRUNED)}) = '{PRUNED}'"
+        joins.append(f"LEFT JOIN {self._jobs_table_name()} j ON {joined('j')}")
+        job_state = f"j.{quote('status')}"
+        pruned = f"{job_state} = 'ignore' AND LEFT(j.{quote('error_message')}, {len(PRUNED)}) = '{PRUNED}'"
         state = (
             f"CASE WHEN t.{quote('transfer_step')} IS NOT NULL THEN 'done' "
             f"WHEN {job_state} = 'reserved' THEN 'running' WHEN {job_state} = 'error' THEN 'error' "
@@ -316,6 +317,15 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         for step, name, count in rows:
             counts.setdefault(int(step), dict.fromkeys(STEP_STATES, 0))[name] = int(count)
         return dict(sorted(counts.items()))
+
+    def _jobs_table_name(self) -> str:
+        """The full name of the job table, looked up once per schema (building DataJoint's job object reads
+        the schema's dependencies, which costs more than the status query itself)."""
+        cached = type(self).__dict__.get("_jobs_name")
+        if cached is None or cached[0] != self.database:
+            cached = (self.database, self.jobs.full_table_name)
+            type(self)._jobs_name = cached
+        return cached[1]
 
     def failed_steps(self, restriction) -> list[dict]:
         """The steps in ``restriction`` whose last attempt failed: their key and error message."""
@@ -397,6 +407,15 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
             return {"received": RECEIVED_STATE, "load_report": report.to_dict()}
 
         return dataset_config, receive
+
+    def on_stored(self, key: dict) -> None:
+        """Flag the planned successors of ``key`` ready, in the transaction that stores it (one indexed UPDATE)."""
+        quote = self.connection.adapter.quote_identifier
+        self.connection.query(
+            f"UPDATE {self.plan_table().full_table_name} SET {quote('ready')} = 1 "
+            f"WHERE {quote('ready')} = 0 AND {quote('collapsed_history')} = %s",
+            args=(successor_history(key),),
+        )
 
     def extra_row_fields(self, key: dict, extra: dict) -> dict:
         return {
