@@ -26,6 +26,7 @@ REGISTRY = {
     "checkpointing": "nntransfer.trainer.modules.checkpointing.Checkpointing",
     "grad_clip": "nntransfer.trainer.modules.grad_clip.GradClip",
     "progress": "nntransfer.trainer.modules.progress.Progress",
+    "tensorboard": "nntransfer.trainer.modules.tensorboard.TensorBoard",
     "distillation": "nntransfer.trainer.modules.distillation.KnowledgeDistillation",
     "finetuning": "nntransfer.trainer.modules.finetuning.FineTuning",
     "noise_augmentation": "nntransfer.trainer.modules.noise_augmentation.NoiseAugmentation",
