@@ -28,6 +28,7 @@ from .errors import ConfigError, JobTakenOver
 from .resolve import allow_packages, import_module
 from .tables.membership import RECIPE_NAME_LENGTH
 from .tables.transfer import STEP_STATES
+from .views.status import StepCounts
 
 log = logging.getLogger(__name__)
 
@@ -208,17 +209,18 @@ def work(recipe: Recipe, table=None, orphan_timeout: float = DEFAULT_ORPHAN_TIME
         time.sleep(poll)
 
 
-def status(recipe, table=None) -> dict:
+def status(recipe, table=None) -> StepCounts:
     """Count the steps of ``recipe`` (a Recipe or a name) per transfer step and state, in one grouped query.
 
-    See ``TransferredTrainedModelBase.step_states``.
+    See ``TransferredTrainedModelBase.step_states``.  The dict prints as
+    ``nntransfer status`` does and shows as a table in a notebook.
     """
     steps = _table(table).step_states(_name(recipe))
     total = dict.fromkeys(STEP_STATES, 0)
     for per_step in steps.values():
         for state, count in per_step.items():
             total[state] += count
-    return {"steps": steps, "total": total}
+    return StepCounts(steps=steps, total=total)
 
 
 def retry(recipe, table=None) -> int:
@@ -228,8 +230,4 @@ def retry(recipe, table=None) -> int:
 
 def format_status(counts: dict) -> str:
     """The table ``nntransfer status`` prints."""
-    lines = ["step " + "".join(f"{state:>9}" for state in STEP_STATES)]
-    for step, per_step in counts["steps"].items():
-        lines.append(f"{step:>4} " + "".join(f"{per_step[state]:>9}" for state in STEP_STATES))
-    lines.append("all  " + "".join(f"{counts['total'][state]:>9}" for state in STEP_STATES))
-    return "\n".join(lines)
+    return StepCounts(counts).text()
