@@ -17,7 +17,12 @@ int) and Optuna's default TPE sampler:
   trial after the first is a duplicate, answered from the stored row: its
   per-trial time and the number of trainings it ran.
 
-Run: ``python benchmarks/search_overhead.py [--trials 100] [--repeats 3]``
+Then ``--workers`` processes (``nntransfer worker`` on a search recipe whose
+space has few values, so that trials propose the same configs) share one
+study of ``--worker-trials`` trials: the script counts the trials per state,
+the duplicates and the trainings each config got.
+
+Run: ``python benchmarks/search_overhead.py [--trials 100] [--repeats 3] [--workers 4] [--worker-trials 40]``
 """
 
 from __future__ import annotations
@@ -49,9 +54,60 @@ def model_fn(dataloaders, seed):
     return torch.nn.Linear(1, 1)
 
 
-def instant_trainer(model, dataloaders, seed, uid=None, cb=None, *, lr: float = 0.1, depth: int = 1):
+def instant_trainer(model, dataloaders, seed, uid=None, cb=None, *, lr: float = 0.1, depth: int = 1,
+                    log_file: str = ""):
     TRAININGS.append(1)
-    return 0.5, {}, model.state_dict()
+    if log_file:
+        with open(log_file, "a") as log:
+            log.write(f"{depth}\n")
+    return 0.5 + depth / 100, {}, model.state_dict()
+
+
+WORKER_RECIPE = """
+from nntransfer.configs import DatasetConfig, Experiment, ModelConfig, TrainerConfig
+from nntransfer.search import Categorical, Search
+
+trainer = TrainerConfig.for_fn("search_overhead.instant_trainer", log_file={log!r})
+search = Search(Experiment(DatasetConfig.for_fn("search_overhead.dataset_fn"),
+                           ModelConfig.for_fn("search_overhead.model_fn"), trainer, seed=1),
+                {{"trainer.depth": Categorical(list(range(1, 9)))}}, name="workers", trials={trials},
+                direction="maximize", sampler="random")
+"""
+
+
+def run_workers(workers: int, trials: int) -> dict:
+    """``workers`` processes on one study of ``trials`` trials; counts of the outcome."""
+    import collections
+    import subprocess
+
+    from nntransfer import search as nts
+    from nntransfer import tables
+    from nntransfer.runner import import_recipe
+
+    folder = Path(tempfile.mkdtemp(prefix="nnt-bench-workers-"))
+    log_file = folder / "trained.txt"
+    recipe = folder / "worker_search.py"
+    recipe.write_text(WORKER_RECIPE.format(log=str(log_file), trials=trials))
+    schema_name = f"nnt_bench_workers_{os.getpid()}"
+    schema = tables.activate(schema_name)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "nntransfer.cli", "worker", str(recipe), "--schema", schema_name, "--poll", "0.2"]
+    try:
+        start = time.perf_counter()
+        processes = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                     for _ in range(workers)]
+        failed = [p.communicate()[1][-2000:] for p in processes if p.wait() != 0]
+        wall = time.perf_counter() - start
+        if failed:
+            raise RuntimeError(f"worker failed: {failed[0]}")
+        frame = nts.results(import_recipe(str(recipe)).search)
+        trainings = collections.Counter(log_file.read_text().split())
+    finally:
+        schema.drop()
+    return {"wall_s": wall, "states": dict(frame["state"].value_counts()), "duplicates": int(frame["duplicate"].sum()),
+            "configs": frame["trainer.depth"].nunique(), "most_trainings_of_a_config": max(trainings.values()),
+            "trainings": sum(trainings.values())}
 
 
 def run(trials: int, repeats: int) -> tuple[dict, int]:
@@ -110,6 +166,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--worker-trials", type=int, default=40)
     args = parser.parse_args()
     timings, trainings = run(args.trials, args.repeats)
     floor = statistics.median(timings["optuna"])
@@ -121,6 +179,12 @@ def main() -> None:
         print(f"| {name} | {median:.1f} | {min(values):.1f} | {max(values):.1f} | {median / floor:.2f}x |")
     print(f"trainings run by the duplicate searches: {trainings} for {args.trials * args.repeats} trials "
           f"(one per search)")
+    if args.workers:
+        outcome = run_workers(args.workers, args.worker_trials)
+        print(f"{args.workers} worker processes, one study of {args.worker_trials} trials over "
+              f"{outcome['configs']} distinct configs, {outcome['wall_s']:.1f} s: trials {outcome['states']}, "
+              f"{outcome['duplicates']} duplicates, {outcome['trainings']} trainings "
+              f"(at most {outcome['most_trainings_of_a_config']} per config)")
 
 
 if __name__ == "__main__":
