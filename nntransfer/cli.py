@@ -10,6 +10,8 @@
 
     nntransfer search RECIPE [--trials N]  run trials of a search recipe here
     nntransfer gc [--dry-run]              remove artifact files and checkpoints that no row refers to
+    nntransfer import-nnfabrik --from mysql://user@host/old_schema --to new_schema --store-location DIR
+                                           copy an nnfabrik schema (DataJoint 0.12-0.14) into nntransfer
 
 RECIPE is a module name or a .py file that defines ``experiments``
 (see :mod:`nntransfer.runner`) or a ``search`` (see :mod:`nntransfer.search`):
@@ -212,6 +214,14 @@ def _plot(args) -> int:
     return 0
 
 
+def _import_nnfabrik(args) -> int:
+    from .nnfabrik.migration import import_nnfabrik
+
+    print(import_nnfabrik(args.source, args.target, store=args.store, store_location=args.store_location,
+                          tables=args.table))
+    return 0
+
+
 def _positive_int(text: str) -> int:
     """An argparse type for counts of processes and threads."""
     try:
@@ -281,6 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
     plot = _recipe_command(commands, "plot", "print a recipe's results and draw its learning curves and comparison", _plot)
     plot.add_argument("--out", default="nntransfer-plot.png", help="where to write the figure")
     plot.add_argument("--metric", default="validation.accuracy", help="metric of the learning curves")
+    imported = commands.add_parser(
+        "import-nnfabrik", help="copy an nnfabrik schema (DataJoint 0.12-0.14, MySQL/MariaDB) into nntransfer, keeping its keys")
+    imported.add_argument("--from", dest="source", required=True,
+                          help="mysql://user@host:port/old_schema (the password in NNFABRIK_SOURCE_PASS)")
+    imported.add_argument("--to", dest="target", required=True, help="schema to import into, on the configured database")
+    imported.add_argument("--store", default=None, help="dj.config store that points where the old attach@store did")
+    imported.add_argument("--store-location", default=None, help="folder of the old store (its 'location')")
+    imported.add_argument("--table", action="append", default=None,
+                          help="import only this trained-model table (class name; repeat for several)")
+    imported.set_defaults(run=_import_nnfabrik)
     return parser
 
 
