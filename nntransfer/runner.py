@@ -165,7 +165,7 @@ def run(recipe: Recipe, table=None, max_rounds: int = 1000) -> dict:
 
 
 def work(recipe: Recipe, table=None, orphan_timeout: float = DEFAULT_ORPHAN_TIMEOUT, poll: float = 1.0,
-         max_idle: float | None = None) -> dict:
+         max_idle: float | None = None, devices: str | None = None) -> dict:
     """Train the recipe's ready steps with reserved jobs until nothing is left to do or wait for.
 
     Returns ``{"trained": n, "errors": n}`` of this worker.  ``max_idle``
@@ -173,8 +173,18 @@ def work(recipe: Recipe, table=None, orphan_timeout: float = DEFAULT_ORPHAN_TIME
     some step is running or could become ready.  While it trains, the
     worker renews its job every quarter of ``orphan_timeout`` (at most every
     30 s) from a background thread; a job that another worker took over
-    meanwhile is given up without counting as an error.
+    meanwhile is given up without counting as an error.  ``devices``: the
+    GPUs this process sees (``--devices``, see :mod:`nntransfer.device_groups`),
+    recorded while it works so that :func:`running` can show them.
     """
+    if devices is not None:
+        from .tables.worker_devices import forget_devices, record_devices
+
+        record_devices(devices)
+        try:
+            return work(recipe, table, orphan_timeout, poll, max_idle)
+        finally:
+            forget_devices()
     table = _table(table)
     table.heartbeat_interval = min(30.0, orphan_timeout / 4) if orphan_timeout > 0 else 30.0
     steps = restriction(recipe, table)
@@ -221,6 +231,13 @@ def status(recipe, table=None) -> StepCounts:
         for state, count in per_step.items():
             total[state] += count
     return StepCounts(steps=steps, total=total)
+
+
+def running(recipe, table=None) -> str:
+    """One line per step of ``recipe`` that a worker holds now: host, process and the GPUs it sees."""
+    from .tables.worker_devices import format_running, running_steps
+
+    return format_running(running_steps(_table(table), _name(recipe)))
 
 
 def retry(recipe, table=None) -> int:

@@ -17,6 +17,7 @@ from .trained import TrainedModel, TrainedModelBase, TrainingCallback
 from .checkpoints import Checkpoint, DatabaseCheckpointStore
 from .transfer import TransferredTrainedModel, TransferredTrainedModelBase
 from .insertion import insert
+from .worker_devices import WorkerDevice
 from .locks import check_schema_name, schema_lock
 from .recipes import (
     DatasetTransferRecipe,

@@ -27,8 +27,9 @@ STANDARD = "nntransfer.trainer.standard.standard_trainer"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
-def _train(strategy=None, **options):
-    loaders = digits_dataset_fn(0, batch_size=50)  # 1077 training samples: the last batch (27) splits 14 / 13
+def _train(strategy=None, transfer_data=None, **options):
+    # 1077 training samples: the last batch (27) splits 14 / 13
+    loaders = digits_dataset_fn(0, batch_size=50, transfer_data=transfer_data)
     model = mlp_model_fn(loaders, 0, hidden_sizes=[32])
     devices = 2 if strategy else None
     return standard_trainer(model, loaders, 0, device="cpu", strategy=strategy, devices=devices, **options)
@@ -48,9 +49,16 @@ def _assert_same_run(single, ddp, tolerance=1e-5):
 
 
 def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(single_thread):
+    """Early stopping decides from reduced metrics; distillation's and clipping's sums are reduced too."""
+    teacher = np.random.default_rng(0).normal(size=(1077, 10)).astype(np.float32)
     options = dict(
         epochs=4, optimizer="sgd", lr=0.1, optimizer_options={"momentum": 0.9},
-        modules={"early_stopping": {"objective": "validation.accuracy", "patience": 2, "lr_decay_steps": 1}},
+        transfer_data={"train": {"logits": teacher}},
+        modules={
+            "early_stopping": {"objective": "validation.accuracy", "patience": 2, "lr_decay_steps": 1},
+            "distillation": {"alpha": 0.5, "temperature": 2.0},
+            "grad_clip": {"max_norm": 1.0},
+        },
     )
     _assert_same_run(_train(**options), _train(strategy="ddp", **options))
 
