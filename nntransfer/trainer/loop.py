@@ -26,16 +26,17 @@ from nntransfer.trainer.control import (
     misplaced,
 )
 from nntransfer.trainer.devices import resolve_device, to_device
+from nntransfer.trainer import interrupt
 from nntransfer.trainer.learning_rates import learning_rates, reported_group
 from nntransfer.trainer.module import EVENT_METHODS, MainLoopModule
 from nntransfer.trainer.modules import build_modules, default_modules
 from nntransfer.trainer.options import check_loop_options
-from nntransfer.trainer.randomness import seed_everything
+from nntransfer.trainer.randomness import capture_rng, data_generators, restore_rng, seed_everything
 from nntransfer.trainer.signatures import accepts_data_key, callback_caller
 from nntransfer.trainer.state import State
 from nntransfer.transfer.model_outputs import split_output
 
-ONCE_PER_RUN = ("setup", "start", "finish", "teardown")
+ONCE_PER_RUN = ("setup", "start", "finish", "teardown", "interrupt")
 
 
 class _Tally:
@@ -262,6 +263,8 @@ class Loop:
                         self._call(handler, "post_epoch")
                     except StopTraining:
                         state.stop_requested = True
+                if interrupt.requested() and state.epoch < state.max_epochs and not state.stop_requested:
+                    self._interrupt(None)  # a finished training goes on to its final evaluation and is stored
                 if self._call_cb is not None:
                     self._call_cb(epoch=state.epoch, metrics=dict(state.metrics))
             self._run_hook("finish")
@@ -347,7 +350,9 @@ class Loop:
         pending = 0
         state.phase = "train"
         model.train()
-        for state.batch_index, (key, batch) in enumerate(iterate_batches(loaders)):
+        batches, first, epoch_start = self._epoch_batches(loaders, tally)
+        requested = interrupt.requested
+        for state.batch_index, (key, batch) in enumerate(batches, first):
             unscaled = False
             try:
                 self._forward(key, batch, pre_forward, post_forward, data_key_kw)
@@ -405,6 +410,8 @@ class Loop:
                 pending = 0
                 state.stop_requested = True
                 break
+            if not pending and requested():
+                self._interrupt(self._partial_epoch(epoch_start, state.batch_index + 1, tally))
         if pending:  # the loader ended between two steps (it has no length to foresee that)
             self._step(optimizer, scaler)
             try:
@@ -419,6 +426,60 @@ class Loop:
             self.distributed.reduce_sums(state._sums, "train.")
         state.metrics.update(tally.metrics("train"))
         state.is_step = False
+
+    def _epoch_batches(self, loaders, tally):
+        """``(batches, index of the first, random states at the epoch's start)`` of a training epoch.
+
+        An epoch that a signal interrupted (``state.partial_epoch``, restored
+        by checkpointing) is continued: the random states of its start are
+        restored, so the loaders draw the same order, the batches trained
+        before the interruption are read and skipped, and the random states,
+        the epoch's running sums and metrics of the interruption are put back,
+        so the run goes on as if it had never stopped.
+        """
+        state = self.state
+        partial, state.partial_epoch = state.partial_epoch, None
+        generators = data_generators(state.loaders)
+        if partial is not None:
+            _restore_states(partial["start_rng"], partial["start_data_rng"], generators)
+        epoch_start = (capture_rng(), {name: generator.get_state() for name, generator in generators.items()})
+        batches = iterate_batches(loaders)
+        if partial is None:
+            return batches, 0, epoch_start
+        for _ in range(partial["batches"]):
+            next(batches)
+        _restore_states(partial["rng"], partial["data_rng"], generators)
+        tally.loss, tally.correct, tally.count = partial["tally"]
+        state._sums.update({name: list(entry) for name, entry in partial["sums"].items()})
+        state.metrics.update(partial["metrics"])
+        return batches, partial["batches"], epoch_start
+
+    def _partial_epoch(self, epoch_start, batches: int, tally) -> dict:
+        """What resuming the current epoch after its first ``batches`` batches needs (see :meth:`_epoch_batches`)."""
+        state = self.state
+        return {
+            "batches": batches,
+            "start_rng": epoch_start[0],
+            "start_data_rng": epoch_start[1],
+            "rng": capture_rng(),
+            "data_rng": {name: generator.get_state() for name, generator in data_generators(state.loaders).items()},
+            "tally": [tally.loss, tally.correct, tally.count],
+            "sums": {name: list(entry) for name, entry in state._sums.items()},
+            "metrics": dict(state.metrics),
+        }
+
+    def _interrupt(self, partial) -> None:
+        """Stop for a signal: the modules' ``interrupt`` hooks save what resuming needs, then :class:`Interrupted`.
+
+        ``partial`` describes the epoch in progress (None at the end of an
+        epoch); see :mod:`nntransfer.trainer.interrupt`.
+        """
+        state = self.state
+        state.partial_epoch = partial
+        for handler in self.handlers["interrupt"]:  # no control table: there is nothing left to steer
+            handler(state)
+        where = f"after batch {partial['batches']} of epoch {state.epoch}" if partial else f"after epoch {state.epoch}"
+        raise interrupt.Interrupted(f"{interrupt.signal_name() or 'a stop request'} received: training stopped {where}")
 
     def _step(self, optimizer, scaler) -> None:
         if scaler is not None:
@@ -495,6 +556,13 @@ class Loop:
             raise TrainingError(f"no {split!r} loader; the dataloaders have {sorted(self.state.loaders)}.")
         metrics = self._evaluate(split)
         return {name: _to_float(value) for name, value in metrics.items()}
+
+
+def _restore_states(rng: dict, data_rng: dict, generators: dict) -> None:
+    restore_rng(rng)
+    for name, generator_state in data_rng.items():
+        if name in generators:
+            generators[name].set_state(generator_state)
 
 
 def _to_float(value):

@@ -33,7 +33,9 @@ requirements, may set ``state.param_groups``), ``start`` (after the optimizer
 and scheduler exist, before the first epoch: e.g. resume from a checkpoint),
 ``finish`` (after the last epoch, before the final test evaluation: e.g.
 restore the best weights) and ``teardown`` (when ``fit`` ends, also when an
-exception ends it: release what the module put on the model, such as hooks).  ``state_dict`` / ``load_state_dict`` carry a
+exception ends it: release what the module put on the model, such as hooks);
+``interrupt`` runs when a signal stops training at a batch boundary (save
+what resuming needs).  ``state_dict`` / ``load_state_dict`` carry a
 module's state through checkpoints so that a resumed run continues exactly.
 
 A registered module may also run without being asked for: before a run, the
@@ -114,6 +116,14 @@ class MainLoopModule:
 
     def teardown(self, state):
         """Called once when ``fit`` ends, whether training finished or raised."""
+
+    def interrupt(self, state):
+        """Called when a signal stops training (see :mod:`nntransfer.trainer.interrupt`), before ``teardown``.
+
+        Save here what a later run needs to resume: ``state.partial_epoch``
+        describes the epoch in progress (None at the end of an epoch).
+        ``checkpointing`` writes a checkpoint.
+        """
 
     def pre_epoch(self, state):
         """Before the training batches of an epoch."""

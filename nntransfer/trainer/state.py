@@ -22,7 +22,9 @@ class State:
     to ``history`` (name -> one value per epoch, ``None`` where an epoch did not
     measure it, aligned with ``history["epoch"]``).  ``checkpoint_store`` is the
     store that the run's ``cb`` brought (see :mod:`nntransfer.trainer.checkpoints`),
-    or None.
+    or None.  ``partial_epoch`` describes an epoch that a signal interrupted
+    (see :mod:`nntransfer.trainer.interrupt`): set by the loop before the
+    ``interrupt`` hooks, and by checkpointing when it resumes such an epoch.
     """
 
     model: torch.nn.Module
@@ -53,6 +55,7 @@ class State:
     nonfinite_batches: int = 0
     stop_requested: bool = False
     checkpoint_store: Any = None
+    partial_epoch: dict | None = None
     modules: list = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)

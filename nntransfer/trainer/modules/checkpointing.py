@@ -6,6 +6,12 @@ the history, the loop's counters and the random states of python, numpy and
 torch (and CUDA when in use).  A run resumed from epoch k therefore ends
 bit-identical on CPU to one that never stopped.
 
+A signal that stops training (Ctrl-C, SIGTERM; see
+:mod:`nntransfer.trainer.interrupt`) makes it write "last" at once, in the
+middle of an epoch if need be: such a checkpoint also holds how far the
+epoch got, and a run resumed from it continues after the last batch trained,
+bit-identical on CPU as well.
+
 Tags: ``"last"`` is written every ``every`` epochs (but not sooner than
 ``min_interval`` seconds after the previous one) and at the end of training;
 ``"best"`` whenever ``objective`` improves (unless ``save_best=False``).  The
@@ -122,6 +128,19 @@ class Checkpointing(MainLoopModule):
         if tags:
             self.store.save(state.epoch, self.capture(state), tags)
 
+    def interrupt(self, state):
+        """A signal stops training: write "last" now, with the epoch in progress (``state.partial_epoch``) if any.
+
+        Such a checkpoint counts the epochs completed before the interrupted
+        one; :meth:`restore` hands the partial epoch to the loop, which
+        continues it after the batches already trained.
+        """
+        payload = self.capture(state)
+        if state.partial_epoch is not None:
+            payload["epoch"] = state.epoch - 1
+            payload["partial"] = state.partial_epoch
+        self.store.save(payload["epoch"], payload, ["last"])
+
     @staticmethod
     def capture(state) -> dict:
         scheduler = state.scheduler
@@ -164,6 +183,7 @@ class Checkpointing(MainLoopModule):
         for name, value in payload["counters"].items():
             setattr(state, name, value)
         state.epoch = payload["epoch"]
+        state.partial_epoch = payload.get("partial")
         restore_rng(payload["rng"])
 
     def state_dict(self) -> dict:
