@@ -2,8 +2,10 @@
 
 A pool of processes (``multiprocessing.Pool``) waits forever for the result
 of a child that was killed (SIGKILL, the out-of-memory killer), so the
-command never ends.  Here each worker is a process of its own, started with
-``spawn``, and the parent waits for any of them to end.  A child that ends
+command never ends.  Here each worker is a process of its own, forked from
+the parent once it has imported torch and the recipe (so the children do not
+pay those imports again; ``spawn`` where there is no fork), and the parent
+waits for any of them to end.  A child that ends
 without reporting its counts died: its reserved job is given back at once
 (made pending again, found by the host and process id DataJoint recorded
 when the child reserved it), so the others need not wait for the orphan
@@ -27,17 +29,19 @@ import signal
 log = logging.getLogger(__name__)
 
 
-def _child(results, recipe_spec, schema, orphan_timeout, poll, verbose, threads):
-    """One worker process: activate, train the recipe's ready steps, report the counts."""
+def _child(results, recipe, schema, orphan_timeout, poll, verbose, threads):
+    """One worker process: its own connection, then train the recipe's ready steps and report the counts."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
     from . import runner, tables
+    from .db import import_datajoint
 
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
+    import_datajoint().conn().connect()  # a forked child must not share the parent's socket
     tables.activate(schema)
-    counts = runner.work(runner.load_recipe(recipe_spec), orphan_timeout=orphan_timeout, poll=poll)
+    counts = runner.work(recipe, orphan_timeout=orphan_timeout, poll=poll)
     results.put(counts)
 
 
@@ -58,13 +62,20 @@ def work_in_processes(recipe, recipe_spec: str, schema, jobs: int, *, orphan_tim
     """
     from . import runner, tables
 
-    context = multiprocessing.get_context("spawn")
+    # fork where there is one: the children share the parent's imports (torch, the recipe)
+    # instead of paying them again, which dominates short jobs
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     results = context.SimpleQueue()
-    arguments = (results, recipe_spec, schema, orphan_timeout, poll, verbose, threads)
+    arguments = (results, recipe, schema, orphan_timeout, poll, verbose, threads)
+    connection = tables.TransferredTrainedModel().connection
 
     def start():
-        process = context.Process(target=_child, args=arguments, name="nntransfer-worker")
-        process.start()
+        connection.close()  # no socket is inherited: each child connects anew
+        try:
+            process = context.Process(target=_child, args=arguments, name="nntransfer-worker")
+            process.start()
+        finally:
+            connection.connect()
         return process
 
     running = [start() for _ in range(jobs)]

@@ -174,3 +174,25 @@ def test_resume_from_database_checkpoint_matches_an_uninterrupted_run(db):
     assert len(db.Checkpoint()) == 0
     for name in expected:
         assert torch.equal(resumed[name], expected[name]), name
+
+
+def test_jobs_share_one_import_of_the_recipe_and_torch(db, tmp_path):
+    """`--jobs N` forks its workers from the parent: the recipe module runs once, not once per worker."""
+    from nntransfer import runner
+
+    clean(db)
+    imports = tmp_path / "imports.txt"
+    log_file = tmp_path / "trained.jsonl"
+    recipe_file = tmp_path / "forked.py"
+    recipe_file.write_text(
+        "import os\n"
+        f"open({str(imports)!r}, 'a').write(f'{{os.getpid()}}\\n')\n" + RECIPE.replace("seeds = list(range(12))", "seeds = [1, 2, 3]")
+    )
+    worker = start_worker(recipe_file, "--jobs", "2", env_extra={"NNT_TEST_LOG": str(log_file)})
+    output = finish(worker)
+    assert "trained 6 steps, 0 errors" in output
+    assert set(imports.read_text().split()) == {str(worker.pid)}  # the parent only
+    trained = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert len(trained) == 6 and len({tuple(sorted(key.items())) for key in trained}) == 6
+    assert len(db.TransferredTrainedModel.jobs.reserved) == 0
+    assert runner.status("forked")["total"]["done"] == 6
