@@ -4,7 +4,9 @@ Each figure is measured side by side with the bare DataJoint query of the same
 thing, in one process on one server (the embedded PostgreSQL by default):
 
 * per job: a worker (``runner.work``) trains the recipe's 20 pending steps
-  with a trainer that returns at once, among N done steps of the same recipe;
+  with a trainer that returns at once, among N done steps of the same recipe
+  (less what the same call costs with nothing to do: start and stop of a
+  worker, paid once);
   against DataJoint's own ``populate(reserve_jobs=True, max_calls=1)`` of a
   bare computed table with N done and 20 pending keys and a make that inserts
   one row;
@@ -14,6 +16,7 @@ thing, in one process on one server (the embedded PostgreSQL by default):
 * insert (at 10k steps): the first insert of a real recipe object (configs,
   seeds, plan rows, membership) and a no-op re-insert, against a bare bulk
   insert of the same plan rows;
+* ``results()`` of the 10k rows against a bare fetch of the rows and their configs;
 * the ``nntransfer status`` command end to end (a new process) against a new
   process that imports DataJoint, connects and runs the grouped count.
 
@@ -87,6 +90,7 @@ def fill(tables, done: int) -> None:
     T.recipe_table().insert1(recipe_row)
     for start in range(0, len(members), 20_000):
         T.recipe_step_table().insert(members[start:start + 20_000])
+    membership.refresh_statistics(T())  # what insert_recipe does after a bulk insert
 
 
 def bare_tables(schema_name, connection, done: int):
@@ -124,8 +128,13 @@ def per_job(tables, runner, Bare) -> tuple[float, float]:
     T = tables.TransferredTrainedModel
     start = time.perf_counter()
     result = runner.work(RECIPE, max_idle=0)
-    ours = (time.perf_counter() - start) / max(1, result["trained"])
+    working = time.perf_counter() - start
     assert result["trained"] == PENDING, result
+    # what a worker pays once, whatever it trains (flagging ready steps, the first queue
+    # refresh, the final status): the same call again, with nothing left to do
+    start = time.perf_counter()
+    assert runner.work(RECIPE, max_idle=0)["trained"] == 0
+    ours = (working - (time.perf_counter() - start)) / PENDING
     start = time.perf_counter()
     trained = 0
     while Bare.populate(reserve_jobs=True, max_calls=1)["success_count"]:
@@ -149,6 +158,27 @@ def status(tables, runner) -> tuple[float, float]:
         start = time.perf_counter()
         T.connection.query(query).fetchall()
         bare.append(time.perf_counter() - start)
+    return statistics.median(ours), statistics.median(bare)
+
+
+def results_frame(tables) -> tuple[float, float]:
+    """``results()`` of the recipe's rows against a bare fetch of the same rows and of their configs."""
+    from nntransfer.analysis.results import results
+    from nntransfer.tables.membership import restriction
+
+    T = tables.TransferredTrainedModel()
+    rows = T & restriction(T, RECIPE)
+    ours, bare = [], []
+    for _ in range(3):
+        start = time.perf_counter()
+        frame = results(rows)
+        ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        fetched = rows.to_dicts()
+        for kind in ("dataset", "model", "trainer"):
+            (getattr(T, f"{kind}_table")() & rows.proj()).to_dicts()
+        bare.append(time.perf_counter() - start)
+        assert len(frame) == len(fetched)
     return statistics.median(ours), statistics.median(bare)
 
 
@@ -235,6 +265,9 @@ def main() -> None:
                       f"{query * 1e3:>9.1f} {bare_query * 1e3:>6.1f} {query / bare_query:>6.2f} | "
                       f"{cmd:>9.2f} {bare_cmd:>5.2f}", flush=True)
                 if size == 10_000:
+                    frame, bare_frame = results_frame(tables)
+                    print(f"results() of {size} rows: {frame:.2f} s, bare fetch of rows and configs "
+                          f"{bare_frame:.2f} s, ratio {frame / bare_frame:.2f}", flush=True)
                     first, again, bare = insert_10k(tables, runner)
                     print(f"10k-step recipe: first insert {first:.1f} s (bare plan rows {bare:.1f} s), "
                           f"no-op re-insert {again:.2f} s", flush=True)

@@ -26,10 +26,12 @@ def _flat(prefix: str, config: dict) -> dict:
     return {f"{prefix}.{name}": value for name, value in frame.iloc[0].items()} if len(frame.columns) else {}
 
 
-def _configs(table, kind: str) -> dict:
+def _configs(table, kind: str, query) -> dict:
+    """The flattened configs the entries of ``query`` use, each fetched and flattened once."""
     fn, hash_, config = f"{kind}_fn", f"{kind}_hash", f"{kind}_config"
     # stored configs tag NaN and infinities ({"__float__": "nan"}); the columns hold the floats
-    return {(row[fn], row[hash_]): from_jsonable(row[config]) for row in table.proj(config).to_dicts()}
+    return {(row[fn], row[hash_]): _flat(kind, from_jsonable(row[config]))
+            for row in (table & query.proj()).proj(config).to_dicts()}
 
 
 def results(table=None, restriction=None, *, recipe=None, all_fields: bool = False) -> pd.DataFrame:
@@ -55,7 +57,7 @@ def results(table=None, restriction=None, *, recipe=None, all_fields: bool = Fal
     if isinstance(table, type):
         table = table()
     query = table & restriction if restriction is not None else table
-    configs = {kind: _configs(getattr(table, f"{kind}_table")(), kind) for kind in KINDS}
+    configs = {kind: _configs(getattr(table, f"{kind}_table")(), kind, query) for kind in KINDS}
     transfer = "transfer_step" in query.primary_key
     chains = _chain_names(query, recipe) if transfer else {}
     rows = []
@@ -70,7 +72,7 @@ def results(table=None, restriction=None, *, recipe=None, all_fields: bool = Fal
         final = (output_from_json(entry["output"]) or {}).get("final") or {}
         row.update({name: value for name, value in final.items() if isinstance(value, (int, float))})
         for kind in KINDS:
-            row.update(_flat(kind, configs[kind][(entry[f"{kind}_fn"], entry[f"{kind}_hash"])]))
+            row.update(configs[kind][(entry[f"{kind}_fn"], entry[f"{kind}_hash"])])
         row.update({name: entry[name] for name in KEY_COLUMNS if name in entry and name != "transfer_step"})
         rows.append(row)
     return _readable(pd.DataFrame(rows), all_fields)
