@@ -28,8 +28,8 @@ demo: install
 	$(BIN)/nntransfer demo
 
 test: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/docs
 	$(BIN)/python -m pytest tests
-	$(BIN)/mkdocs build --strict --quiet --site-dir build/docs
 	@for url in $(NNTRANSFER_TEST_SERVERS); do \
 		echo "== integration tests on $${url%%://*} server"; \
 		NNTRANSFER_TEST_SERVER=$$url $(BIN)/python -m pytest tests/integration || exit 1; \
@@ -42,7 +42,7 @@ bench: install
 	$(BIN)/python benchmarks/populate_overhead.py
 
 docs: install
-	$(BIN)/mkdocs build --strict --site-dir build/docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/docs
 
 clean:
 	rm -rf $(VENV) .nntransfer .pytest_cache

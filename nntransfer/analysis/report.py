@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..steps import STEP_KEY_FIELDS
 from ..serialization import output_from_json
+from ..tables.pruning import PRUNED
 from .results import RECEIVED_LABELS
 
 STEP_FIELDS = STEP_KEY_FIELDS
@@ -27,7 +28,7 @@ def step_id(key: dict) -> tuple:
 class StepResult:
     """One step of one chain for one seed, with its row (None while not trained) and its state.
 
-    ``state`` is ``done``, ``running``, ``pending``, ``blocked`` or ``error``
+    ``state`` is ``done``, ``running``, ``pending``, ``blocked``, ``error`` or ``pruned``
     (see ``TransferredTrainedModelBase.step_states``); ``path`` identifies the
     step without its seed (the configs of this step and all before it), so a
     step shared by several chains is recognised as one; ``config`` holds the
@@ -88,6 +89,8 @@ def _states(recipe, table, rows: dict) -> dict:
             states[step] = ("running", "")
         elif status == "error":
             states[step] = ("error", message)
+        elif status == "ignore" and message.startswith(PRUNED):
+            states[step] = ("pruned", message)
         else:
             states[step] = ("pending" if ready.get(step) else "blocked", "")
     return states

@@ -16,10 +16,11 @@ from ..analysis.curves import aligned_curves, available_finals, available_metric
 from ..analysis.report import recipe_results, step_id as _step_id
 from ..analysis.results import RECEIVED_LABELS
 from ..tables.lineage import RECEIVED_TEXT, load_report_text
+from ..tables.transfer import STEP_STATES
 from ..views.status import StepCounts
 from .live import live_progress
 
-STATES = ("done", "running", "pending", "blocked", "error")
+STATES = STEP_STATES
 LEAD = ("chain", "step", "seed", "state", "received", "hands on", "score", "test.accuracy", "description")
 
 

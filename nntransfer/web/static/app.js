@@ -1,7 +1,6 @@
 // The report page: draws the payload (inline, or fetched again and again by the dashboard).
 "use strict";
 
-const STATES = ["done", "running", "pending", "blocked", "error"];
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 const view = { payload: null, sortColumn: null, sortDescending: false, filter: "" };
 
@@ -21,6 +20,7 @@ function formatted(value) {
 }
 
 function drawStatus(payload) {
+  const STATES = Object.keys(payload.status.total);
   const table = element("table");
   const head = element("tr", {}, [element("th", { text: "step" })].concat(STATES.map((s) => element("th", { text: s, class: "state-" + s }))));
   table.appendChild(element("thead", {}, [head]));
