@@ -7,6 +7,8 @@
     nntransfer status RECIPE               done / running / pending / blocked / error per transfer step
     nntransfer retry RECIPE                queue the recipe's failed steps again
     nntransfer plot RECIPE [--out FILE]    print a recipe's results per chain and step, draw them
+    nntransfer report RECIPE [--out FILE]  write the recipe's report: one HTML file that works offline
+    nntransfer ui RECIPE [--port N]        serve the report live from the database on 127.0.0.1
 
     nntransfer search RECIPE [--trials N]  run trials of a search recipe here
     nntransfer gc [--dry-run]              remove artifact files and checkpoints that no row refers to
@@ -206,12 +208,53 @@ def _plot(args) -> int:
     results = recipe_results(recipe, TransferredTrainedModel())
     print(summary_table(results))
     fig, axes = plt.subplots(1, 2, figsize=(15, 5))
-    plot_recipe(results, axes, metric=args.metric)
+    band = None if args.band == "none" else args.band
+    plot_recipe(results, axes, metric=args.metric, earlier=args.earlier, by=args.by, band=band, final=args.final)
     fig.tight_layout()
     fig.savefig(args.out, dpi=90)
     plt.close(fig)
     print(f"plot: {args.out}")
     return 0
+
+
+def _report(args) -> int:
+    from .tables import TransferredTrainedModel
+    from .web.page import render
+    from .web.payload import recipe_payload
+
+    _, recipe = _activate_recipe(args)
+    html = render(recipe_payload(recipe, TransferredTrainedModel()))
+    with open(args.out, "w", encoding="utf-8") as file:
+        file.write(html)
+    print(f"report: {args.out} (one file, works offline)")
+    return 0
+
+
+def _ui(args) -> int:
+    from .tables import TransferredTrainedModel
+    from .web.server import Dashboard
+
+    _, recipe = _activate_recipe(args)
+    server = Dashboard(recipe, TransferredTrainedModel(), port=args.port, refresh=args.refresh)
+    print(f"dashboard of {recipe.name}: {server.url}  (Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def _port(text: str) -> int:
+    """An argparse type for a TCP port (0: any free one)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number 0-65535")
+    return value
 
 
 def _import_nnfabrik(args) -> int:
@@ -290,7 +333,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_command(commands, _recipe_command, _search, _positive_int, _seconds)
     plot = _recipe_command(commands, "plot", "print a recipe's results and draw its learning curves and comparison", _plot)
     plot.add_argument("--out", default="nntransfer-plot.png", help="where to write the figure")
-    plot.add_argument("--metric", default="validation.accuracy", help="metric of the learning curves")
+    plot.add_argument("--metric", default="validation.accuracy", help="per-epoch metric of the learning curves")
+    plot.add_argument("--final", default="test.accuracy", help="final metric compared between chains")
+    plot.add_argument("--earlier", action="store_true", help="also draw the steps before the compared one")
+    plot.add_argument("--by", default="chain", help="group and colour by this column (chain, seed, trainer.lr, ...)")
+    plot.add_argument("--band", choices=["sd", "ci", "none"], default="sd",
+                      help="band around the mean over seeds: 1 sd, 95%% CI or none (default sd)")
+    report = _recipe_command(commands, "report", "write a recipe's report as one HTML file that works offline", _report)
+    report.add_argument("--out", default="nntransfer-report.html", help="where to write the report")
+    ui = _recipe_command(commands, "ui", "serve a live dashboard of a recipe on 127.0.0.1", _ui)
+    ui.add_argument("--port", type=_port, default=8050, help="port on 127.0.0.1 (default 8050; 0: any free port)")
+    ui.add_argument("--refresh", type=_seconds, default=5.0, help="seconds between the page's refreshes (default 5)")
     imported = commands.add_parser(
         "import-nnfabrik", help="copy an nnfabrik schema (DataJoint 0.12-0.14, MySQL/MariaDB) into nntransfer, keeping its keys")
     imported.add_argument("--from", dest="source", required=True,

@@ -56,6 +56,7 @@ from ..steps import CONFIG_FIELDS, plan_row, previous_from_plan_row, step_key, s
 from ..serialization import state_dict_from_bytes, transfer_data_from_bytes
 from . import membership
 from .fabrik import schema
+from .lineage import Lineage
 from .locks import schema_lock
 from .pruning import PRUNED
 from .restrictions import SafeRestriction
@@ -425,10 +426,12 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         }
 
     # -- reading -----------------------------------------------------------
-    def lineage(self, key: dict | None = None) -> list[dict]:
+    def lineage(self, key: dict | None = None) -> Lineage:
         """The chain of steps that led to one entry, step 0 first.
 
-        Each item has the step's key, its three configs, score, what it
+        A :class:`~nntransfer.tables.lineage.Lineage`: a list that prints
+        readably and shows as a table in a notebook.  Each item has the
+        step's key, its three configs and their comments, score, what it
         received (``""``, ``"model_state"``, ``"transfer_data"``), the load
         report and whether it is done.
         """
@@ -440,12 +443,12 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         while current is not None:
             chain.append(self._lineage_item(current))
             current = self.plan_table().previous_key(current)
-        return chain[::-1]
+        return Lineage(chain[::-1])
 
     def _lineage_item(self, key: dict) -> dict:
         item = {"key": key}
         for kind, table in (("dataset", self.dataset_table), ("model", self.model_table), ("trainer", self.trainer_table)):
-            item[f"{kind}_fn"], item[f"{kind}_config"] = table().get_config(key)
+            item[f"{kind}_fn"], item[f"{kind}_config"], item[f"{kind}_comment"] = table().get_entry(key)
         rows = (self & key).to_dicts()
         item["done"] = bool(rows)
         row = rows[0] if rows else {}
@@ -458,23 +461,8 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         return item
 
     def describe_lineage(self, key: dict | None = None) -> str:
-        """:meth:`lineage` as text, one paragraph per step."""
-        from ..transfer.loading import LoadReport
-
-        lines = []
-        for item in self.lineage(key):
-            k = item["key"]
-            state = f"score {item['score']}" if item["done"] else "not done"
-            received = {"": "nothing (first step)", RECEIVED_STATE: "the previous model state",
-                        RECEIVED_DATA: "the previous step's generated data", None: "-"}[item["received"]]
-            lines.append(
-                f"step {k['transfer_step']}: {k['dataset_fn']} / {k['model_fn']} / {k['trainer_fn']} "
-                f"(seed {k['seed']}), {state}; received {received}; hands on its {item['hands_on'].replace('_', ' ')}"
-            )
-            if item["load_report"]:
-                report = str(LoadReport.from_dict(item["load_report"]))
-                lines.extend("    " + line for line in report.splitlines())
-        return "\n".join(lines)
+        """:meth:`lineage` as text, one paragraph per step (see :class:`~nntransfer.tables.lineage.Lineage`)."""
+        return self.lineage(key).describe()
 
 
 def _transfer_options(options) -> dict:
