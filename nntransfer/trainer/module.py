@@ -12,6 +12,8 @@ given.  The same order holds at every event.  Built-in orders:
 =====  ===========================  ==============================================
 order  module                       why there
 =====  ===========================  ==============================================
+ 20    performance                  puts the model (and each batch) in the memory
+                                    format and compiled form the others then see
  50    finetuning                   freezing decides what trains, so it goes first
 100    noise_augmentation           changes the inputs before anyone looks at them
 150    representation_monitor       records activations of the (noisy) inputs

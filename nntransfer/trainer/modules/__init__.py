@@ -26,6 +26,7 @@ REGISTRY = {
     "checkpointing": "nntransfer.trainer.modules.checkpointing.Checkpointing",
     "grad_clip": "nntransfer.trainer.modules.grad_clip.GradClip",
     "progress": "nntransfer.trainer.modules.progress.Progress",
+    "performance": "nntransfer.trainer.modules.performance.Performance",
     "tensorboard": "nntransfer.trainer.modules.tensorboard.TensorBoard",
     "distillation": "nntransfer.trainer.modules.distillation.KnowledgeDistillation",
     "finetuning": "nntransfer.trainer.modules.finetuning.FineTuning",
