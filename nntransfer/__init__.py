@@ -31,6 +31,7 @@ _LAZY = {
     "get_model": "nntransfer.builder",
     "get_trainer": "nntransfer.builder",
     "get_all_parts": "nntransfer.builder",
+    "results": "nntransfer.analysis.results",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
