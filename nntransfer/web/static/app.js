@@ -95,19 +95,23 @@ function drawFinals(payload) {
   const target = document.getElementById("finals");
   if (!metric) { target.textContent = "No step measured a final metric yet."; return; }
   const groups = payload.finals[metric];
+  const done = groups.map((g, i) => [g, i]).filter(([g]) => g.values.length);
   const traces = [{
-    x: groups.flatMap((g) => g.values.map(() => g.label)), y: groups.flatMap((g) => g.values),
-    text: groups.flatMap((g) => g.seeds.map((s) => "seed " + s)), mode: "markers", type: "scatter",
-    name: "one run (seed)", marker: { color: "#888", size: 7 },
+    // every run left of its group's position, the mean and its band right of it, so neither hides the other
+    x: groups.flatMap((g, i) => g.values.map((_, j) => i - 0.15 + 0.06 * (j - (g.values.length - 1) / 2))),
+    y: groups.flatMap((g) => g.values),
+    text: groups.flatMap((g) => g.seeds.map((s) => g.label + ", seed " + s)), hoverinfo: "text+y",
+    mode: "markers", type: "scatter", name: "one run (seed)", marker: { color: "#888", size: 7 },
   }, {
-    x: groups.filter((g) => g.values.length).map((g) => g.label),
-    y: groups.filter((g) => g.values.length).map((g) => g.mean),
-    error_y: { type: "data", symmetric: false, array: groups.filter((g) => g.values.length).map((g) => g.high - g.mean),
-      arrayminus: groups.filter((g) => g.values.length).map((g) => g.mean - g.low) },
+    x: done.map(([, i]) => i + 0.15), y: done.map(([g]) => g.mean), text: done.map(([g]) => g.label),
+    error_y: { type: "data", symmetric: false, array: done.map(([g]) => g.high - g.mean),
+      arrayminus: done.map(([g]) => g.mean - g.low) },
     mode: "markers", type: "scatter", name: payload.band, marker: { color: "#1f77b4", size: 11, symbol: "diamond" },
   }];
-  Plotly.react(target, traces, { margin: { t: 10, r: 10 }, yaxis: { title: { text: metric } }, legend: { orientation: "h", y: -0.25 } },
-    { responsive: true, displaylogo: false });
+  Plotly.react(target, traces, {
+    margin: { t: 10, r: 10 }, yaxis: { title: { text: metric } }, legend: { orientation: "h", y: -0.25 },
+    xaxis: { zeroline: false, tickvals: groups.map((_, i) => i), ticktext: groups.map((g) => g.label), range: [-0.5, groups.length - 0.5] },
+  }, { responsive: true, displaylogo: false });
 }
 
 function drawTable(payload) {
