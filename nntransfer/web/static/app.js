@@ -35,10 +35,16 @@ function drawStatus(payload) {
   document.getElementById("status").replaceChildren(table);
   const live = document.getElementById("live");
   if (!payload.live.length) { live.replaceChildren(); return; }
-  const list = element("ul", {}, payload.live.map((job) => element("li", {
-    text: `running: ${job.name} on ${job.host || "?"} (pid ${job.pid}), last heartbeat ${job.heartbeat}` +
-      (job.seconds_since_heartbeat === null ? "" : ` (${Math.round(job.seconds_since_heartbeat)} s ago)`),
-  })));
+  const list = element("ul", {}, payload.live.map((job) => {
+    let text = `running: ${job.name} on ${job.host || "?"} (pid ${job.pid})`;
+    if (job.epoch !== undefined && job.epoch !== null) text += `, epoch ${job.epoch}` + (job.epochs ? ` of ${job.epochs}` : "");
+    const metrics = Object.entries(job.metrics || {}).map(([name, value]) => `${name} ${formatted(value)}`);
+    if (metrics.length) text += "; " + metrics.join(", ");
+    if (job.seconds_since_heartbeat !== null && job.seconds_since_heartbeat !== undefined) {
+      text += `; last heartbeat ${Math.round(job.seconds_since_heartbeat)} s ago`;
+    }
+    return element("li", { text });
+  }));
   live.replaceChildren(list);
 }
 
