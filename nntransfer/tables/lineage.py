@@ -35,6 +35,14 @@ def load_report_text(report: dict | None) -> str:
     return str(LoadReport.from_dict(report))
 
 
+def deleted_item(key: dict) -> dict:
+    """The item of a step whose plan row is gone (deleted with its configs): only its key is known."""
+    return {"key": key, "deleted": True, "done": False, "score": None, "received": None, "load_report": None,
+            "hands_on": "transfer_data" if key["data_transfer"] else "model_state",
+            **{f"{kind}_{part}": key[f"{kind}_fn"] if part == "fn" else None
+               for kind in KINDS for part in ("fn", "config", "comment")}}
+
+
 class Lineage(list):
     """The steps that led to one entry, step 0 first (items as :meth:`lineage` documents them)."""
 
@@ -42,6 +50,10 @@ class Lineage(list):
         lines = []
         for item in self:
             key = item["key"]
+            if item.get("deleted"):
+                lines.append(f"step {key['transfer_step']}: {step_names(item)} (seed {key['seed']})")
+                lines.append("    deleted: its row and configs are gone, so the steps before it are unknown")
+                continue
             state = f"score {number(item['score'])}" if item["done"] else "not done"
             lines.append(f"step {key['transfer_step']}: {step_names(item)} (seed {key['seed']})")
             lines.append(
@@ -69,7 +81,7 @@ class Lineage(list):
                 escape(key["transfer_step"]),
                 f'{escape(step_names(item))}<div style="color:#777;font-size:0.8em">{functions}</div>',
                 escape(key["seed"]),
-                escape(number(item["score"])) if item["done"] else "<i>not done</i>",
+                escape(number(item["score"])) if item["done"] else f"<i>{'deleted' if item.get('deleted') else 'not done'}</i>",
                 escape(RECEIVED_TEXT.get(item["received"], item["received"])),
                 escape(HANDS_ON_TEXT.get(item["hands_on"], item["hands_on"])),
                 f'<span style="font-size:0.85em">{report}</span>' if report else "",

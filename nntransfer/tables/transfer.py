@@ -56,7 +56,7 @@ from ..steps import CONFIG_FIELDS, plan_row, previous_from_plan_row, step_key, s
 from ..serialization import state_dict_from_bytes, transfer_data_from_bytes
 from . import membership
 from .fabrik import schema
-from .lineage import Lineage
+from .lineage import Lineage, deleted_item
 from .locks import schema_lock
 from .pruning import PRUNED
 from .restrictions import SafeRestriction
@@ -441,6 +441,9 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         chain = []
         current = step_key(step[0])
         while current is not None:
+            if not self.plan_table() & current:  # deleted, with its configs or by hand: what came before is unknown
+                chain.append(deleted_item(current))
+                break
             chain.append(self._lineage_item(current))
             current = self.plan_table().previous_key(current)
         return Lineage(chain[::-1])

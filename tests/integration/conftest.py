@@ -25,7 +25,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
 # ... and allowed: names stored in the database must lie in an allowed package (see nntransfer.resolve)
-os.environ["NNTRANSFER_ALLOWED_PACKAGES"] = "itest_functions itest_nnfabrik"
+os.environ["NNTRANSFER_ALLOWED_PACKAGES"] = "itest_functions itest_nnfabrik itest_faults"
 
 _server = os.environ.get("NNTRANSFER_TEST_SERVER")
 _home = Path(tempfile.mkdtemp(prefix="nnt-test-"))
