@@ -48,7 +48,7 @@ def run_trials(args, search, import_recipe) -> int:
     from .report import format_status, status
 
     tables.activate(args.schema)
-    jobs = getattr(args, "jobs", 1)
+    jobs = getattr(args, "jobs", None) or 1  # worker --jobs defaults to None: one process
     threads = getattr(args, "threads", None)
     if threads is None and jobs > 1:
         threads = max(1, (os.cpu_count() or 1) // jobs)

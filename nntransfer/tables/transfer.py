@@ -311,7 +311,7 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         )
         rows = self.connection.query(
             f"SELECT p.{quote('transfer_step')}, {state}, COUNT(*) FROM {self.plan_table().full_table_name} p "
-            f"{' '.join(joins)} GROUP BY p.{quote('transfer_step')}, {state}",
+            f"{' '.join(joins)} GROUP BY 1, 2",  # by position: MariaDB does not match the CASE text itself
             args=tuple(args),
         ).fetchall()
         counts = {}

@@ -168,7 +168,8 @@ def test_four_worker_processes_share_one_study(db, tmp_path, capsys):
                                 env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for _ in range(4)]
     outputs = [worker.communicate(timeout=240)[0] for worker in workers]
-    assert [worker.returncode for worker in workers] == [0] * 4, outputs
+    failed = [output for worker, output in zip(workers, outputs) if worker.returncode]
+    assert not failed, failed[0][-4000:]
 
     frame = nts.results(search)
     distinct = frame["trainer.steps"].nunique()
