@@ -123,6 +123,24 @@ def _storage_parts() -> dict[str, type]:
     }
 
 
+def _with_source(transfer_data, key: dict):
+    """Each split's transfer data with the generating step's dataset recorded beside the rows.
+
+    The data layer records the split and the sample order (see
+    :mod:`nntransfer.transfer.provenance`); the dataset function and config
+    hash are known here, so a receiving step and the lineage can name them.
+    """
+    import numpy as np
+
+    from ..transfer.provenance import RECORD_PREFIX  # here: training has torch loaded, reading need not
+
+    if not isinstance(transfer_data, dict):
+        return transfer_data
+    source = {f"{RECORD_PREFIX}{name}": np.asarray(key[name]) for name in ("dataset_fn", "dataset_hash")}
+    return {split: {**arrays, **source} if isinstance(arrays, dict) else arrays
+            for split, arrays in transfer_data.items()}
+
+
 def _split_transfer_data(output):
     """``(output, transfer_data)``: a dict output's ``transfer_data`` is taken out; any other output is kept whole.
 
@@ -191,6 +209,7 @@ class TrainingMixin(SafeRestriction):
                 self._pruned = pruned
                 raise
             output, transfer_data = _split_transfer_data(output)
+            transfer_data = _with_source(transfer_data, key)
             output = output_to_json(output)
             artifacts = self._write_artifacts(
                 key, state_dict_to_bytes(model_state),

@@ -115,6 +115,10 @@ def test_transfer_data_goes_to_the_store(db):
     n = len(db.TrainedModel().load_model()[0]["train"].dataset)
     assert data["train"]["logits"].shape == (n, 2)
     assert "transfer_data" not in db.TrainedModel().fetch1("output")
+    # what it was computed on travels with it: the generating step's dataset
+    key = db.TrainedModel().fetch1("KEY")
+    assert str(data["train"]["provenance.dataset_fn"]) == key["dataset_fn"]
+    assert str(data["train"]["provenance.dataset_hash"]) == key["dataset_hash"]
 
 
 def test_template_table_in_a_users_own_schema(db, user_schema):
