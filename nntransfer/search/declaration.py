@@ -45,8 +45,6 @@ from .samplers import check_pruner, check_sampler, grid_size
 from .space import Categorical, Integer, as_dimension
 
 STANDARD_TRAINER = "nntransfer.trainer.standard.standard_trainer"
-EPOCH_SPLITS = ("train", "validation")
-"""Splits the standard trainer measures in every epoch (others only at the end)."""
 DIRECTIONS = ("maximize", "minimize")
 
 
@@ -227,17 +225,16 @@ def _check_objective(objective, base: TransferExperiment) -> str:
     trainer = base.experiments[-1].trainer
     if trainer.fn != STANDARD_TRAINER:
         return objective  # another trainer's metrics are known only from its output; checked on the first result
+    from ..trainer.metrics import EPOCH_SPLITS, check_metric, known_metrics
+    from ..trainer.modules import resolve_module
+
     options = trainer.to_dict()
-    splits = list(dict.fromkeys([*options["final_splits"], *EPOCH_SPLITS]))
-    split, _, metric = objective.partition(".")
-    measured = [f"{s}.{m}" for s in splits for m in ("loss", "accuracy")]
-    if split in splits and metric:
-        return objective  # loss and accuracy per split, and whatever the configured modules add
-    raise ConfigError(
-        f"objective {objective!r} is not measured by the last step's trainer ({trainer.fn}), which records "
-        f"'<split>.<metric>' for the splits {splits}.{did_you_mean(objective, measured)} Use 'score' or one of "
-        f"{', '.join(measured)} (or a metric a main-loop module adds)."
-    )
+    classes = [resolve_module(name) for name in options["modules"] or {}]
+    known = list(dict.fromkeys(known_metrics(options["final_splits"], classes)
+                               + known_metrics(EPOCH_SPLITS, classes, per_epoch=True)))
+    check_metric("search objective", objective, known,
+                 f" The last step's trainer ({trainer.fn}) records these, or use 'score'.")
+    return objective
 
 
 def _direction(direction, objective: str, base: TransferExperiment) -> str:
@@ -266,6 +263,8 @@ def _epoch_metric(objective: str, base: TransferExperiment) -> str | None:
         metric = trainer.to_dict().get("score_metric")
     if not isinstance(metric, str):
         return None
+    from ..trainer.metrics import EPOCH_SPLITS
+
     if trainer.fn == STANDARD_TRAINER and metric.partition(".")[0] not in EPOCH_SPLITS:
         return None
     return metric

@@ -91,8 +91,12 @@ def test_bad_ranges_and_choices_fail_where_written(make, message):
 
 
 def test_the_objective_must_be_measured_and_the_budget_positive():
-    with pytest.raises(ConfigError, match="objective 'tset.accuracy' is not measured.*Did you mean 'test.accuracy'"):
+    with pytest.raises(ConfigError, match="objective 'tset.accuracy' is not a metric this run measures. Did you mean "
+                                          "'test.accuracy'"):
         declare({"trainer.lr": LogUniform(1e-4, 1e-1)}, objective="tset.accuracy")
+    with pytest.raises(ConfigError, match="objective 'validation.f1' is not a metric this run measures"):
+        declare({"trainer.lr": LogUniform(1e-4, 1e-1)}, objective="validation.f1")
+    assert declare({"trainer.lr": LogUniform(1e-4, 1e-1)}, objective="train.loss").objective == "train.loss"
     for trials in (0, -1, 2.5, True):
         with pytest.raises(ConfigError, match="trials must be a whole number >= 1"):
             declare({"trainer.lr": LogUniform(1e-4, 1e-1)}, trials=trials)
