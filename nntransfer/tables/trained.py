@@ -353,6 +353,12 @@ class TrainingMixin(SafeRestriction):
         return False
 
     # -- reading results ---------------------------------------------------
+    def _repr_html_(self):
+        """Jupyter's view: step, seed, score and comment first, then the functions and hashes (see :mod:`.preview`)."""
+        from .preview import preview_html
+
+        return preview_html(self)
+
     def fetch_state_dict(self, key: dict | None = None) -> dict:
         row = (self.ModelStorage & (self & (key or {})).proj()).fetch1()
         return state_dict_from_bytes(self.read_artifact(row, "model_state"))

@@ -41,6 +41,7 @@ from nntransfer.transfer.summary import model_summary
 net = nntransfer.tables.TransferredTrainedModel().load_model(chain.steps(seed=1)[-1], include_dataloader=False)
 model_summary(net, (1, 64))
 """,
+    "nntransfer.tables.TransferredTrainedModel & {'seed': 1}",
 ]
 
 
@@ -84,6 +85,11 @@ def test_a_notebook_shows_configs_results_lineage_status_and_summaries_as_html(d
     assert "all digits / MLP 8 / 2 epochs" in lineage and "LoadReport" in lineage
     assert "nntransfer.datasets.digits.digits_dataset_fn" in lineage  # paths only in the small print
     assert "step 1: all digits / MLP 8 / finetune (seed 1)" in plain(outputs[5])
+
+    preview = html(outputs[7])  # the table itself: score before the six function and hash columns
+    titles = [cell.split("<")[0] for cell in preview.split('">')[1:] if cell.split("<")[0]][:6]
+    assert titles == ["step", "seed", "score", "comment", "received", "dataset_fn"]
+    assert "TransferredTrainedModel: 3 rows" in preview
 
     summary = html(outputs[6])
     assert summary.startswith("<pre") and "Total params" in summary
