@@ -12,7 +12,9 @@ import os
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_thread")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_thread"),
+              pytest.mark.skipif(bool(os.environ.get("NNTRANSFER_TEST_SERVER")),
+                                 reason="displays are the same on every backend: run once, on the embedded database")]
 
 CELLS = [
     """
