@@ -4,6 +4,7 @@
     nntransfer demo                        train the digits demo and print the results
     nntransfer run RECIPE                  insert a recipe's experiments and train every step in order
     nntransfer worker RECIPE [--jobs N]    train the recipe's ready steps with reserved jobs until none is left
+                      [--devices 0,1|auto] one worker process per GPU (or the GPUs shared among --jobs)
     nntransfer status RECIPE               done / running / pending / blocked / error per transfer step
     nntransfer retry RECIPE                queue the recipe's failed steps again
     nntransfer plot RECIPE [--out FILE]    print a recipe's results per chain and step, draw them
@@ -131,19 +132,29 @@ def _worker(args) -> int:
     code = _search_action(args, "run_trials")
     if code is not None:
         return code
+    jobs, groups = args.jobs or 1, None
+    if args.devices is not None:  # GPUs shared out among the jobs, one per job by default
+        from .device_groups import parse_devices, pin, share_devices
+
+        devices = parse_devices(args.devices)
+        jobs = args.jobs or len(devices)
+        groups = share_devices(devices, jobs)
+        if jobs == 1:
+            pin(groups[0])  # before anything starts CUDA in this process
     threads = args.threads
-    if threads is None and args.jobs > 1:
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    if threads is None and jobs > 1:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
     runner, recipe = _activate_recipe(args)
     runner.insert(recipe)
-    if args.jobs == 1:
+    if jobs == 1:
         _set_threads(threads)
-        result = {**runner.work(recipe, orphan_timeout=args.orphan_timeout, poll=args.poll), "died": 0}
+        result = {**runner.work(recipe, orphan_timeout=args.orphan_timeout, poll=args.poll,
+                                devices=groups[0] if groups else None), "died": 0}
     else:
         from .worker_processes import work_in_processes
 
-        result = work_in_processes(recipe, args.recipe, args.schema, args.jobs, orphan_timeout=args.orphan_timeout,
-                                   poll=args.poll, verbose=args.verbose, threads=threads)
+        result = work_in_processes(recipe, args.recipe, args.schema, jobs, orphan_timeout=args.orphan_timeout,
+                                   poll=args.poll, verbose=args.verbose, threads=threads, devices=groups)
     print(f"trained {result['trained']} steps, {result['errors']} errors")
     if result["died"]:
         print(f"{result['died']} worker process(es) died; the jobs they held were given back", file=sys.stderr)
@@ -182,6 +193,9 @@ def _status(args) -> int:
               "`nntransfer worker`, or pass the --schema it was inserted into.", file=sys.stderr)
         return 1
     print(runner.format_status(counts))
+    running = runner.running(name)
+    if running:
+        print(running)
     return 0
 
 
@@ -320,7 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = _recipe_command(commands, "run", "insert a recipe and train all its steps here, in order", _run)
     run.add_argument("--threads", type=_positive_int, default=None, help="torch threads (default: torch's choice)")
     worker = _recipe_command(commands, "worker", "train a recipe's ready steps until none is left (cluster job)", _worker)
-    worker.add_argument("--jobs", type=_positive_int, default=1, help="worker processes to run (default 1)")
+    worker.add_argument("--jobs", type=_positive_int, default=None,
+                        help="worker processes to run (default 1, or one per GPU with --devices)")
+    worker.add_argument("--devices", default=None,
+                        help="GPUs for the workers, e.g. 0,1,2,3 or auto; shared out equally among --jobs, "
+                             "each worker process seeing only its share")
     worker.add_argument("--orphan-timeout", type=_seconds, default=300.0,
                         help="seconds without heartbeat after which another worker takes a job over (default 300)")
     worker.add_argument("--poll", type=_seconds, default=1.0, help="seconds between looks for new work (default 1)")

@@ -39,7 +39,8 @@ def _me() -> dict:
 
 def record_devices(devices: str) -> None:
     """Record that this process sees the GPUs ``devices`` (a CUDA_VISIBLE_DEVICES value)."""
-    WorkerDevice().insert1({**_me(), "devices": devices}, replace=True)
+    forget_devices()  # a row left by a killed process that had this host and id (insert's replace fails on PostgreSQL)
+    WorkerDevice().insert1({**_me(), "devices": devices})
 
 
 def forget_devices() -> None:

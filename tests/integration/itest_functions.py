@@ -111,3 +111,14 @@ def crash_once_trainer(model, dataloaders, seed, uid=None, cb=None, *, marker: s
     score, output, state = standard_trainer(model, dataloaders, seed, uid=uid, cb=Crashing(), **config)
     output["resumed_from"] = None if last is None else int(last["epoch"])
     return score, output, state
+
+
+def visible_devices_trainer(model, dataloaders, seed, uid=None, cb=None, *, hold: float = 1.0):
+    """Holds its job for ``hold`` seconds and reports the GPUs its process sees (CUDA_VISIBLE_DEVICES)."""
+    import os
+    import time
+
+    time.sleep(hold)
+    if cb is not None:
+        cb()
+    return 0.0, {"visible": os.environ.get("CUDA_VISIBLE_DEVICES")}, model.state_dict()
