@@ -27,6 +27,7 @@ _LAZY = {
     "Experiment": "nntransfer.configs",
     "TransferExperiment": "nntransfer.configs",
     "resolve_fn": "nntransfer.resolve",
+    "allow_packages": "nntransfer.resolve",
     "get_data": "nntransfer.builder",
     "get_model": "nntransfer.builder",
     "get_trainer": "nntransfer.builder",
