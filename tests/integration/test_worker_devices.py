@@ -46,12 +46,13 @@ def test_one_worker_per_gpu_and_status_shows_which_gpu_runs_which_step(db, tmp_p
     assert len(db.WorkerDevice()) == 0  # each worker removed its record when it ended
 
 
-def test_one_worker_with_every_gpu(db, tmp_path):
-    from nntransfer import runner
+def test_one_worker_with_every_gpu(db, tmp_path, monkeypatch):
+    from nntransfer import cli, runner
 
     clean(db)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", GPUS["CUDA_VISIBLE_DEVICES"])  # restored after the test
     path = _recipe(tmp_path, hold=0.1)
-    finish(start_worker(path, "--devices", "auto", "--jobs", "1", env_extra=GPUS))
+    assert cli.main(["worker", str(path), "--devices", "auto", "--jobs", "1", "--poll", "0.2"]) == 0
     assert _visible(db, runner.load_recipe(str(path))) == ["0,1"] * 4
 
 
