@@ -16,11 +16,19 @@ TrainedModelTransferRecipe     dataset, model and trainer
 =============================  ===============================
 
 ``transfer_from`` and ``transfer_to`` hold ``<kind>_fn`` and ``<kind>_hash``
-of each changed kind; the seed is always kept.  ``data_transfer`` becomes the
-new step's flag, i.e. what *it* will hand on (see
+of each changed kind; the seed is always kept.  ``transfer_from`` may also
+name a ``seed`` and a ``collapsed_history``, and ``transfer_to`` the same
+``seed``, to continue only those chains (sinzlab nntransfer's recipes do).
+``data_transfer`` becomes the new step's flag, i.e. what *it* will hand on (see
 :mod:`nntransfer.tables.transfer`).  Register recipes with
 ``TransferredTrainedModel.transfer_recipe = [DatasetTransferRecipe(), ...]``;
 each registered recipe row plans its own successors.
+
+Restricting a recipe table by a field of its sides works as it did in
+nnfabrik, whose recipe tables had these fields as columns: ``<kind>_fn``,
+``<kind>_hash`` and ``seed`` select by ``transfer_to``; ``prev_<kind>_fn``,
+``prev_<kind>_hash``, ``prev_seed`` and ``prev_collapsed_history`` by
+``transfer_from``: ``DatasetTransferRecipe() & {"dataset_fn": ...}``.
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ dj = import_datajoint()
 log = logging.getLogger(__name__)
 
 _HASH = re.compile(r"[0-9a-f]{32}")
+SIDE_OPTIONS = {"transfer_from": ("seed", "collapsed_history"), "transfer_to": ("seed",)}
+"""Fields a side may hold besides the configs it changes, to continue only some chains."""
 _FN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 _RECIPE_DEFINITION = """
@@ -55,9 +65,59 @@ _RECIPE_DEFINITION = """
 
 
 class TransferRecipe(SafeRestriction):
-    """Behaviour of every recipe table (a mixin); ``kinds`` are the configs it changes."""
+    """Behaviour of every recipe table (a mixin); ``kinds`` are the configs it changes.
+
+    ``recipe_group``: the recipe classes of the same schema (the five of this
+    module when empty; :func:`nntransfer.nnfabrik.main.my_nnfabrik` sets its
+    own); ``<kind>_table``: the config table whose entries the sides name
+    (this module's when not set).
+    """
 
     kinds: tuple = ()
+    recipe_group: tuple = ()
+
+    def config_table(self, kind: str):
+        """The config table of ``kind`` in this recipe's schema."""
+        return getattr(self, f"{kind}_table", None) or CONFIG_TABLES[kind]
+
+    def restrict(self, restriction, semantic_check=True):
+        """DataJoint's restriction, with the fields of the sides understood (see the module docstring).
+
+        They are not columns, and DataJoint ignores what a dict names that is
+        not one, so ``& {"dataset_fn": ...}`` would keep every row: such a
+        dict becomes the keys of the rows whose sides match it.
+        """
+        return super().restrict(self._translate(restriction), semantic_check=semantic_check)
+
+    def _side_fields(self) -> dict:
+        fields = {"seed": ("transfer_to", "seed"), "prev_seed": ("transfer_from", "seed"),
+                  "prev_collapsed_history": ("transfer_from", "collapsed_history")}
+        for kind in self.kinds:
+            for part in ("fn", "hash"):
+                fields[f"{kind}_{part}"] = ("transfer_to", f"{kind}_{part}")
+                fields[f"prev_{kind}_{part}"] = ("transfer_from", f"{kind}_{part}")
+        return fields
+
+    def _translate(self, restriction):
+        from datajoint.condition import AndList, Not
+
+        if isinstance(restriction, Not):
+            return Not(self._translate(restriction.restriction))
+        if isinstance(restriction, AndList):
+            return AndList([self._translate(item) for item in restriction])
+        if isinstance(restriction, (list, tuple)) and restriction and all(isinstance(r, dict) for r in restriction):
+            translated = [self._translate(item) for item in restriction]
+            return [key for item in translated for key in (item if isinstance(item, list) else [item])]
+        if not isinstance(restriction, dict):
+            return restriction
+        fields = self._side_fields()
+        wanted = {name: value for name, value in restriction.items() if name in fields}
+        if not wanted:
+            return restriction
+        rest = {name: value for name, value in restriction.items() if name not in wanted}
+        rows = (super().restrict(rest) if rest else self).to_dicts()
+        return [{"transfer_step": row["transfer_step"], "recipe_hash": row["recipe_hash"]} for row in rows
+                if all((row[fields[name][0]] or {}).get(fields[name][1]) == value for name, value in wanted.items())]
 
     def add_entry(self, transfer_from: dict, transfer_to: dict, transfer_step: int, data_transfer: bool = False,
                   comment: str = ""):
@@ -79,13 +139,17 @@ class TransferRecipe(SafeRestriction):
                 f"{name}: transfer_to equals transfer_from ({transfer_from}); the recipe would continue a step with "
                 "itself, a cycle. Change at least one config."
             )
-        if transfer_step > 1 and not any(recipe & {"transfer_step": transfer_step - 1} for recipe in recipe_tables()):
+        siblings = [cls() for cls in self.recipe_group] or recipe_tables()
+        if transfer_step > 1 and not any(recipe & {"transfer_step": transfer_step - 1} for recipe in siblings):
             raise TransferError(
                 f"{name}: no recipe plans step {transfer_step - 1}, so step {transfer_step} could never run; "
                 f"add the recipe for step {transfer_step - 1} first."
             )
+        if "seed" in transfer_to and transfer_from.get("seed", transfer_to["seed"]) != transfer_to["seed"]:
+            raise ConfigError(f"{name}: transfer_to's seed {transfer_to['seed']} differs from transfer_from's "
+                              f"{transfer_from['seed']}; a chain keeps its seed.")
         for kind in self.kinds:
-            table = CONFIG_TABLES[kind]
+            table = self.config_table(kind)
             to_key = {f"{kind}_fn": transfer_to[f"{kind}_fn"], f"{kind}_hash": transfer_to[f"{kind}_hash"]}
             if not table() & to_key:
                 raise ConfigError(f"{name}: transfer_to names {to_key}, which is not in {table.__name__}; add it first.")
@@ -105,21 +169,34 @@ class TransferRecipe(SafeRestriction):
 
     def _check_side(self, side, name):
         expected = {f"{kind}_{part}" for kind in self.kinds for part in ("fn", "hash")}
+        optional = set(SIDE_OPTIONS[name])
         if not isinstance(side, dict):
             raise ConfigError(f"{type(self).__name__}: {name} must be a dict with {sorted(expected)}, got {side!r}.")
-        if set(side) != expected:
+        if not expected <= set(side) <= expected | optional:
             raise ConfigError(
-                f"{type(self).__name__}: {name} must have exactly the keys {sorted(expected)} (it changes "
-                f"{' and '.join(self.kinds)}, everything else stays the same); got {sorted(side)}."
+                f"{type(self).__name__}: {name} must have the keys {sorted(expected)} (it changes "
+                f"{' and '.join(self.kinds)}, everything else stays the same) and may have {sorted(optional)}; "
+                f"got {sorted(side)}."
             )
+        side = dict(side)
+        if "seed" in side:
+            if isinstance(side["seed"], bool) or not hasattr(side["seed"], "__index__"):
+                raise ConfigError(f"{type(self).__name__}: {name}['seed'] must be an int, got {side['seed']!r}.")
+            side["seed"] = int(side.pop("seed"))
+        history = side.pop("collapsed_history", None)
+        if history is not None and not (history == "" or (isinstance(history, str) and _HASH.fullmatch(history))):
+            raise ConfigError(f"{type(self).__name__}: {name}['collapsed_history'] = {history!r} is not a step's "
+                              "history ('' at step 0, else 32 hex digits).")
         for field, value in side.items():
+            if field == "seed":
+                continue
             if not isinstance(value, str):
                 raise ConfigError(f"{type(self).__name__}: {name}[{field!r}] must be a str, got {value!r}.")
             form = _HASH if field.endswith("_hash") else _FN
             if not form.fullmatch(value):
                 raise ConfigError(f"{type(self).__name__}: {name}[{field!r}] = {value!r} is not a "
                                   f"{'config hash (32 hex digits)' if form is _HASH else 'dotted function path'}.")
-        return dict(side)
+        return side if history is None else {**side, "collapsed_history": history}
 
     def plan_successors(self, target) -> int:
         """Plan the steps this table's recipes ask for on ``target``'s new done rows; return the count."""
@@ -146,7 +223,8 @@ def _apply(target, recipe: dict, table_name: str) -> int:
     # the done rows this recipe continued already, found by the history their successors carry
     planned = plan & {"transfer_step": step, "data_transfer": int(data_transfer)} & transfer_to
     already = set(planned.to_arrays("collapsed_history"))
-    sources = target & {"transfer_step": step - 1} & recipe["transfer_from"]
+    sources = target & {"transfer_step": step - 1} & recipe["transfer_from"] & {
+        name: value for name, value in transfer_to.items() if name == "seed"}
     new_histories = [h for h in sources.to_arrays("successor_history") if h not in already]
     rows = []
     for start in range(0, len(new_histories), 500):

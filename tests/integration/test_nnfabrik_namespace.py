@@ -18,14 +18,12 @@ MODEL = f"{FNS}.digits_model_fn"
 TRAIN = f"{FNS}.digits_trainer_fn"
 
 
-@pytest.fixture(scope="module")
-def nnf(nt_schema):
-    """nnfabrik's example module: my_nnfabrik with the recipe tables, in schemas of this test session."""
+def _example_module(suffix):
+    """nnfabrik's example module (nnfabrik/examples/nnfabrik.py): my_nnfabrik with the recipe tables."""
     from nntransfer.nnfabrik import dj
 
-    base = os.environ["NNTRANSFER_SCHEMA"]
     dj.config["enable_python_native_blobs"] = True  # what nnfabrik's notebooks write; accepted
-    dj.config["nnfabrik.schema_name"] = f"{base}_nnfcore"
+    dj.config["nnfabrik.schema_name"] = f"{os.environ['NNTRANSFER_SCHEMA']}_nnfcore"
     from nntransfer.nnfabrik.main import my_nnfabrik
     from nntransfer.nnfabrik.templates.transfer.recipes import (
         DatasetTransferRecipe,
@@ -34,18 +32,32 @@ def nnf(nt_schema):
         TrainerDatasetTransferRecipe,
         TrainerTransferRecipe,
     )
-    from nntransfer.nnfabrik import main
-
     module = my_nnfabrik(
-        f"{base}_nnfex",
+        f"{os.environ['NNTRANSFER_SCHEMA']}_{suffix}",
         additional_tables=(TrainedModelTransferRecipe, DatasetTransferRecipe, ModelTransferRecipe,
                            TrainerTransferRecipe, TrainerDatasetTransferRecipe),
     )
     module.Fabrikant().insert1(dict(fabrikant_name="Your Name", email="your@email.com", affiliation="thelab",
                                     dj_username="yourname"), skip_duplicates=True)
+    return module
+
+
+@pytest.fixture(scope="module")
+def nnf(nt_schema):
+    """The example module of most tests; the transfer tutorial gets its own (its populate takes every entry)."""
+    from nntransfer.nnfabrik import main
+
+    module = _example_module("nnfex")
     yield module
     module.schema.drop()
     main.schema.drop()
+
+
+@pytest.fixture
+def fresh_nnf(nnf):
+    module = _example_module("nnftr")
+    yield module
+    module.schema.drop()
 
 
 def _tutorial_entries(nnf, h_dim=5, epochs=1):
@@ -151,6 +163,63 @@ def test_tutorial_2_checkpoints_resume_where_the_interrupted_training_stopped(nn
     assert log.read_text().split() == ["0", "1", "2"]
     assert len(TrainedModelChkpt().fetch_output(key)[0]) == 3
     assert not Checkpoint & {"target": TrainedModelChkpt.full_table_name}
+
+
+def test_tutorial_3_model_state_and_distillation_with_the_tutorials_literal_hashes(fresh_nnf):
+    nnf = fresh_nnf
+    from nntransfer.nnfabrik.templates.transfer import TransferredTrainedModelBase
+
+    @nnf.schema
+    class TransferredTrainedModel(TransferredTrainedModelBase):
+        table_comment = "Transferred trained models"
+        nnfabrik = nnf
+
+    _tutorial_entries(nnf)
+    TransferredTrainedModel.populate()
+    # (2) model-state transfer to the augmented dataset
+    nnf.Dataset().add_entry(dataset_fn=DATA, dataset_config=dict(batch_size=64, apply_augmentation=True),
+                            dataset_fabrikant="Your Name", dataset_comment="Augmented digits")
+    transfer_from = {"dataset_fn": DATA, "dataset_hash": "9aee736870714f8b7c3cc084087ce886"}
+    transfer_to = {"dataset_fn": DATA, "dataset_hash": "28aefc2308569727c6017c66c9122d77"}
+    nnf.DatasetTransferRecipe().add_entry(transfer_from=transfer_from, transfer_to=transfer_to, transfer_step=1)
+    assert len(nnf.DatasetTransferRecipe() & {"dataset_hash": "28aefc2308569727c6017c66c9122d77"}) == 1
+    assert len(nnf.DatasetTransferRecipe() & {"prev_dataset_hash": "28aefc2308569727c6017c66c9122d77"}) == 0
+    TransferredTrainedModel.transfer_recipe = [nnf.DatasetTransferRecipe()]
+    TransferredTrainedModel.populate("transfer_step=1")
+    moved = (TransferredTrainedModel & "transfer_step=1").fetch1()
+    assert moved["received"] == "model_state" and moved["load_report"]["loaded"]
+    assert len(TransferredTrainedModel().CollapsedHistory()) == 2
+    # (3) knowledge distillation: logits of the teacher, then a student trained on them
+    nnf.Trainer().add_entry(trainer_fn=f"{FNS}.data_gen_fn", trainer_config=dict(batch_size=64, apply_augmentation=False),
+                            trainer_fabrikant="Your Name", trainer_comment="Transfer logits")
+    transfer_from = {"trainer_fn": TRAIN, "trainer_hash": "79e921430b7f44a205d79d0087b59dc0"}
+    transfer_to = {"trainer_fn": f"{FNS}.data_gen_fn", "trainer_hash": "ab91f734757071bf0b98ab74c6e8583c"}
+    nnf.TrainerTransferRecipe().add_entry(transfer_from=transfer_from, transfer_to=transfer_to, transfer_step=1,
+                                          data_transfer=True)
+    TransferredTrainedModel.transfer_recipe = [nnf.TrainerTransferRecipe()]
+    TransferredTrainedModel.populate("transfer_step=1")
+    nnf.Trainer().add_entry(trainer_fn=f"{FNS}.kd_trainer_fn", trainer_config=dict(batch_size=64, apply_augmentation=False),
+                            trainer_fabrikant="Your Name", trainer_comment="Use transferred logits")
+    nnf.Dataset().add_entry(dataset_fn=DATA, dataset_config=dict(batch_size=64, apply_augmentation=True, shuffle=False),
+                            dataset_fabrikant="Your Name", dataset_comment="Augmented digits with logits")
+    kd_data = nnf.Dataset().add_entry(DATA, dict(batch_size=64, apply_augmentation=True, shuffle=False),
+                                      skip_duplicates=True)
+    transfer_from = {"trainer_fn": f"{FNS}.data_gen_fn", "trainer_hash": "ab91f734757071bf0b98ab74c6e8583c",
+                     "dataset_fn": DATA, "dataset_hash": "9aee736870714f8b7c3cc084087ce886"}
+    transfer_to = {"trainer_fn": f"{FNS}.kd_trainer_fn", "trainer_hash": "ab91f734757071bf0b98ab74c6e8583c", **kd_data}
+    nnf.TrainerDatasetTransferRecipe().add_entry(transfer_from=transfer_from, transfer_to=transfer_to,
+                                                 transfer_step=2, data_transfer=False)
+    TransferredTrainedModel.transfer_recipe = [nnf.TrainerDatasetTransferRecipe()]
+    TransferredTrainedModel.populate("transfer_step=2")
+    student = (TransferredTrainedModel & "transfer_step=2").fetch1()
+    # nnfabrik's semantics: the student starts from the teacher's weights and learns from its logits
+    assert student["received"] == "state_and_data" and student["load_report"]["loaded"]
+    assert len(student["load_report"]["loaded"]) == 4 and not student["load_report"]["missing"]  # all of it
+    chain = TransferredTrainedModel().lineage(student)
+    assert [step["received"] for step in chain] == ["", "model_state", "state_and_data"]
+    generator = (TransferredTrainedModel & {"trainer_fn": f"{FNS}.data_gen_fn"}).fetch1("KEY")
+    assert len(TransferredTrainedModel.DataStorage & generator) == 1
+    assert set(TransferredTrainedModel().fetch_transfer_data(generator)) == {"train"}
 
 
 def test_scoring_measures_and_data_info_tables(nnf):

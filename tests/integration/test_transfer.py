@@ -185,7 +185,7 @@ def test_recipe_errors_and_no_ops(tt, caplog):
     with pytest.raises(TransferError, match="no recipe plans step 2"):
         db.ModelTransferRecipe().add_entry(transfer_from=model, transfer_to=model | {"model_hash": "0" * 32},
                                            transfer_step=3)
-    with pytest.raises(ConfigError, match="exactly the keys"):
+    with pytest.raises(ConfigError, match="must have the keys"):
         recipe.add_entry(transfer_from={**mnist, **model}, transfer_to=other, transfer_step=1)
     with pytest.raises(ConfigError, match=">= 1"):
         recipe.add_entry(transfer_from=mnist, transfer_to=other, transfer_step=0)
