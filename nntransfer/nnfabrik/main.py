@@ -34,6 +34,7 @@ from .. import tables as _core
 from ..db import import_datajoint
 from ..errors import DuplicateEntryError, FabrikantError
 from ..hashing import from_jsonable
+from ..resolve import allow_packages
 from ..tables.checkpoints import Checkpoint as _CoreCheckpoint
 from ..tables.fabrik import ConfigTable, _config_definition
 from ..tables.insertion import complete_config, new_config_rows
@@ -127,6 +128,8 @@ class _NnfabrikConfigTable(ConfigTable):
         kind = self.kind
         if callable(fn):
             fn = f"{fn.__module__}.{fn.__qualname__}"
+        if isinstance(fn, str) and "." in fn:
+            allow_packages(fn.split(".")[0])  # named here by the user: trusted in this process
         self.resolve_fn(fn)
         key, row = complete_config(self, fn, config, comment)
         fabrikants = type(self)._fabrikant or Fabrikant
