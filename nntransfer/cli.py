@@ -90,10 +90,18 @@ def _activate_recipe(args):
     return runner, runner.load_recipe(args.recipe)
 
 
-def _search_action(args, action: str):
-    """Run ``action`` of :mod:`nntransfer.search.commands` if the recipe declares a ``search``; None otherwise."""
+def _search_action(args, action: str, required: bool = False):
+    """Run ``action`` of :mod:`nntransfer.search.commands` if the recipe declares a ``search``; None otherwise.
+
+    A recipe file that does not exist is left to the command (``status``
+    reads the database without it) unless ``required``.
+    """
+    from pathlib import Path
+
     from . import runner
 
+    if not required and args.recipe.endswith(".py") and not Path(args.recipe).is_file():
+        return None
     search = getattr(runner.import_recipe(args.recipe), "search", None)
     if search is None:
         return None
@@ -103,7 +111,7 @@ def _search_action(args, action: str):
 
 
 def _search(args) -> int:
-    code = _search_action(args, "run_trials")
+    code = _search_action(args, "run_trials", required=True)
     if code is None:
         from .errors import ConfigError
 
