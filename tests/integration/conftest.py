@@ -106,6 +106,18 @@ def db(nt_schema):
     return tables
 
 
+@pytest.fixture(scope="session")
+def nnfabrik_main(nt_schema):
+    """nntransfer.nnfabrik.main (importing it declares its tables), in a schema of this session dropped at the end."""
+    from nntransfer.nnfabrik import dj
+
+    dj.config["nnfabrik.schema_name"] = f"{os.environ['NNTRANSFER_SCHEMA']}_nnfcore"
+    from nntransfer.nnfabrik import main
+
+    yield main
+    main.schema.drop()
+
+
 @pytest.fixture
 def store_dir():
     from nntransfer.settings import load_settings

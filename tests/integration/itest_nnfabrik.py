@@ -179,3 +179,72 @@ def measure_fn(model=None, dataloaders=None, per_unit=True, **kwargs):
             hits[label] += guess == label
     per_class = hits / np.maximum(counts, 1)
     return per_class if per_unit else float(per_class.mean())
+
+
+def sinzlab_trainer_fn(model, dataloaders, seed, uid, cb, **config):
+    """A trainer in the style of sinzlab nntransfer's: the whole trainer config as keywords, its
+    ``main_loop_modules`` (sinzlab-style classes) run through nntransfer's loop."""
+    from nntransfer.trainer.standard import standard_trainer
+
+    modules = {}
+    if config.get("main_loop_modules"):
+        modules["nntransfer.legacy.modules.LegacyModules"] = {"modules": config["main_loop_modules"], "config": config}
+    score, output, state = standard_trainer(model, dataloaders, seed, uid, cb, epochs=config.get("max_iter", 1),
+                                            lr=config.get("lr", 0.01), modules=modules)
+    return score, output, state
+
+
+class OldNoiseAugmentation:
+    """A main-loop module written for sinzlab's trainer: Gaussian noise on a share of the training batches.
+
+    ``noise_std`` maps a standard deviation to its probability (-1: no noise), as sinzlab's configs do.
+    """
+
+    def __init__(self, trainer):
+        self.config = trainer.config
+        self.tracker = trainer.tracker
+        self.generator = torch.Generator().manual_seed(trainer.seed)
+        self.mode = None
+
+    def pre_epoch(self, model, mode, **options):
+        self.mode = mode
+
+    def pre_forward(self, model, inputs, task_key, shared_memory):
+        shared_memory["noised"] = False
+        if self.mode == "Training" and self.config.noise_std:
+            stds, probabilities = zip(*self.config.noise_std.items())
+            std = stds[int(torch.multinomial(torch.tensor(probabilities), 1, generator=self.generator))]
+            if std > 0:
+                inputs = inputs + torch.randn(inputs.shape, generator=self.generator) * std
+                shared_memory["noised"] = True
+        return model, inputs
+
+    def post_forward(self, outputs, loss, targets, **shared_memory):
+        self.tracker.log_objective(len(targets) * shared_memory["noised"], (self.mode, "Noise", "noised"))
+        self.tracker.log_objective(len(targets), (self.mode, "Noise", "normalization"))
+        return outputs, loss, targets
+
+    def post_backward(self, model):
+        pass
+
+    def post_optimizer(self, model):
+        pass
+
+    def post_epoch(self, model):
+        pass
+
+
+class OldWeightPenalty(OldNoiseAugmentation):
+    """Adds ``l2 * sum(w**2)`` to the loss in post_forward, as sinzlab's loss-term modules did."""
+
+    def __init__(self, trainer):
+        super().__init__(trainer)
+        self.model = trainer.model
+
+    def pre_forward(self, model, inputs, task_key, shared_memory):
+        return model, inputs
+
+    def post_forward(self, outputs, loss, targets, **shared_memory):
+        penalty = self.config.l2 * sum((p ** 2).sum() for p in self.model.parameters())
+        self.tracker.log_objective(penalty.item(), (self.mode, "Penalty", "l2"))
+        return outputs, loss + penalty, targets

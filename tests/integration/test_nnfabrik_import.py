@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(_mysql_url() is None, reason="needs a MySQL or M
 
 
 @pytest.fixture(scope="module")
-def legacy(nt_schema, tmp_path_factory):
+def legacy(nnfabrik_main, tmp_path_factory):
     """The old schema: a trained model and a two-step transfer chain, with their attachments."""
     import pymysql
     from legacy_nnfabrik import LegacySchema, blob, npz_file, state_file

@@ -23,7 +23,6 @@ def _example_module(suffix):
     from nntransfer.nnfabrik import dj
 
     dj.config["enable_python_native_blobs"] = True  # what nnfabrik's notebooks write; accepted
-    dj.config["nnfabrik.schema_name"] = f"{os.environ['NNTRANSFER_SCHEMA']}_nnfcore"
     from nntransfer.nnfabrik.main import my_nnfabrik
     from nntransfer.nnfabrik.templates.transfer.recipes import (
         DatasetTransferRecipe,
@@ -43,14 +42,11 @@ def _example_module(suffix):
 
 
 @pytest.fixture(scope="module")
-def nnf(nt_schema):
+def nnf(nnfabrik_main):
     """The example module of most tests; the transfer tutorial gets its own (its populate takes every entry)."""
-    from nntransfer.nnfabrik import main
-
     module = _example_module("nnfex")
     yield module
     module.schema.drop()
-    main.schema.drop()
 
 
 @pytest.fixture
