@@ -26,8 +26,6 @@ import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-import torch
-
 from nntransfer.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -46,12 +44,18 @@ def callback_store(cb):
 
 
 def to_bytes(payload: dict) -> bytes:
+    # torch is imported here, not with the module: the table layer imports this
+    # interface, and commands that only read the database must start without torch
+    import torch
+
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     return buffer.getvalue()
 
 
 def from_bytes(data: bytes) -> dict:
+    import torch
+
     return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
 
 
@@ -158,11 +162,18 @@ class LocalCheckpointStore(CheckpointStore):
             raise CheckpointError(f"cannot create checkpoint folder {str(self.folder)!r}: {error}") from error
 
     def _put(self, name, data):
-        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
+        target = self.folder / f"{name}{self.suffix}"
+        try:
+            handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
+        except OSError as error:
+            raise CheckpointError(f"cannot write the checkpoint {target}: {error.strerror or error}") from None
         try:
             with os.fdopen(handle, "wb") as file:
                 file.write(data)
-            os.replace(temporary, self.folder / f"{name}{self.suffix}")
+            os.replace(temporary, target)
+        except OSError as error:
+            Path(temporary).unlink(missing_ok=True)
+            raise CheckpointError(f"cannot write the checkpoint {target}: {error.strerror or error}") from None
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
