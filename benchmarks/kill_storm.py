@@ -214,7 +214,7 @@ def storm(workers: int, kills: int, seeds: int, epochs: int, epoch_seconds: floa
                               if process.returncode not in (0, -signal.SIGKILL)][:2],
         }
     finally:
-        schema.drop()
+        schema.drop(prompt=False)
         store = artifact_store()
         if store.folder_protocol:
             shutil.rmtree(Path(store.spec.get("location", "")) / schema_name, ignore_errors=True)

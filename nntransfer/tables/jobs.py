@@ -208,7 +208,8 @@ class Heartbeat:
 
     def __exit__(self, *exc_info):
         self._stop.set()
-        self._thread.join()
+        # a renewal hung on the network must not hold up the training's result
+        self._thread.join(timeout=max(5.0, 2 * self.interval))
         try:
             self._connection.close()
         except Exception:  # closing a broken connection must not hide the training's own outcome

@@ -82,7 +82,7 @@ def test_six_processes_using_a_new_schema_at_once_all_succeed(nt_schema):
     finally:
         schema = import_datajoint().Schema(name, connection=nt_schema.connection, create_schema=False)
         if schema.exists:
-            schema.drop()
+            schema.drop(prompt=False)
 
 
 EXACT = [-0.0, 1e16, 1.7976931348623157e308, 1e23, 5e-324, 0.1, -1e16]
@@ -244,7 +244,7 @@ def test_deleted_configs_leave_nothing_that_gc_does_not_find(db, capsys):
     DatabaseCheckpointStore(table, step0).save(3, {"epoch": 3})  # a checkpoint row without a foreign key
 
     # deleting a config removes the step built on it, but DataJoint knows nothing of files and checkpoints
-    (db.Dataset() & {"dataset_hash": step0["dataset_hash"]}).delete()
+    (db.Dataset() & {"dataset_hash": step0["dataset_hash"]}).delete(prompt=False)
     assert len(table & step0) == 0 and len(table & step1) == 1
     folder = artifact_store().key_folder(table, step0)
     assert main(["gc", "--dry-run", "--grace", "0"]) == 0
@@ -275,7 +275,7 @@ def test_a_step_whose_previous_step_was_deleted_is_no_longer_ready(db):
     table.populate([step0], plan=False)
     table.mark_ready()
     assert (table.plan_table() & step1).fetch1("ready") == 1
-    (table & step0).delete()
+    (table & step0).delete(prompt=False)
     result = table.populate([step1], plan=False, suppress_errors=True)
     assert (table.plan_table() & step1).fetch1("ready") == 0
     assert result["error_list"] == [] and len(table & step1) == 0

@@ -207,3 +207,25 @@ def test_schema_names_of_letters_digits_and_underscores_pass():
     from nntransfer.tables.locks import check_schema_name
 
     assert check_schema_name("My_project_2") == "My_project_2"
+
+
+CHECKPOINT_TOO_LARGE = """
+import resource, signal, sys
+import torch
+from nntransfer.trainer.checkpoints import CheckpointError, LocalCheckpointStore
+store = LocalCheckpointStore(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (100, resource.RLIM_INFINITY))
+try:
+    store.save(1, {"w": torch.zeros(1000)})
+except CheckpointError as error:
+    print(error)
+"""
+
+
+def test_a_checkpoint_the_file_system_refuses_names_its_file(tmp_path):
+    result = subprocess.run([sys.executable, "-c", CHECKPOINT_TOO_LARGE, str(tmp_path)], capture_output=True,
+                            text=True, timeout=120)
+    assert f"cannot write the checkpoint {tmp_path}/last-000001.pt: File too large" in result.stdout, \
+        result.stdout + result.stderr
+    assert not list(tmp_path.glob(".tmp-*"))
