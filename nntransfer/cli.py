@@ -5,7 +5,10 @@
     nntransfer run RECIPE                  insert a recipe's experiments and train every step in order
     nntransfer worker RECIPE [--jobs N]    train the recipe's ready steps with reserved jobs until none is left
                       [--devices 0,1|auto] one worker process per GPU (or the GPUs shared among --jobs)
-    nntransfer status RECIPE               done / running / pending / blocked / error per transfer step
+    nntransfer status RECIPE [--watch]     done / running / pending / blocked / error per transfer step,
+                                           and each running step's epoch, objective, host and heartbeat
+    nntransfer errors RECIPE               the failed steps with their error and the end of their traceback
+    nntransfer results RECIPE              the results: one row per done step
     nntransfer retry RECIPE                queue the recipe's failed steps again
     nntransfer plot RECIPE [--out FILE]    print a recipe's results per chain and step, draw them
     nntransfer report RECIPE [--out FILE]  write the recipe's report: one HTML file that works offline
@@ -16,6 +19,11 @@
     nntransfer import-nnfabrik --from mysql://user@host/old_schema --to new_schema --store-location DIR
                                            copy an nnfabrik schema (DataJoint 0.12-0.14) into nntransfer
 
+status, errors and results print a table, or JSON or CSV with --format.  Every
+command takes -v/-q/--debug/--log-file/--home/--schema before or after its
+name; exit codes: 0 ok, 1 failed, 2 usage, 3 database server not running,
+130/143 stopped by Ctrl-C/SIGTERM (see :mod:`nntransfer.cli_common`).
+
 RECIPE is a module name or a .py file that defines ``experiments``
 (see :mod:`nntransfer.runner`) or a ``search`` (see :mod:`nntransfer.search`):
 on a search recipe ``run`` and ``worker`` run trials until the study's budget
@@ -25,9 +33,9 @@ is used, ``status`` shows the study and ``plot`` draws Optuna's figures.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
+from .cli_common import add_common_options, apply_common_options, report_error, report_stop
 from .errors import NNTransferError
 from .settings import load_settings
 
@@ -83,10 +91,10 @@ def _demo(args) -> int:
     return demo_main(schema=args.schema, plot=args.plot)
 
 
-def _activate_recipe(args):
+def _activate_recipe(args, must_exist: bool = False):
     from . import runner, tables
 
-    tables.activate(args.schema)
+    tables.activate(args.schema, must_exist=must_exist)
     return runner, runner.load_recipe(args.recipe)
 
 
@@ -110,6 +118,19 @@ def _search_action(args, action: str, required: bool = False):
     return getattr(commands, action)(args, search, runner.import_recipe)
 
 
+def _importable(spec: str) -> bool:
+    """Whether ``spec`` names a recipe file or module that exists (without importing it)."""
+    import importlib.util
+    from pathlib import Path
+
+    if spec.endswith(".py"):
+        return Path(spec).is_file()
+    try:
+        return importlib.util.find_spec(spec) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _search(args) -> int:
     code = _search_action(args, "run_trials", required=True)
     if code is None:
@@ -126,9 +147,7 @@ def _run(args) -> int:
         return code
     _set_threads(args.threads)
     runner, recipe = _activate_recipe(args)
-    result = runner.run(recipe)
-    for key, error in result["error_list"]:
-        print(f"error in {key}: {error}", file=sys.stderr)
+    result = runner.run(recipe)  # each failed step is logged once
     print(f"trained {result['success_count']} steps")
     print(runner.format_status(runner.status(recipe)))
     return 1 if result["error_list"] else 0
@@ -140,6 +159,10 @@ def _worker(args) -> int:
     code = _search_action(args, "run_trials")
     if code is not None:
         return code
+    if args.reconnect_timeout is not None:
+        from .tables.reconnect import set_reconnect_timeout
+
+        set_reconnect_timeout(args.reconnect_timeout)
     jobs, groups = args.jobs or 1, None
     if args.devices is not None:  # GPUs shared out among the jobs, one per job by default
         from .device_groups import parse_devices, pin, share_devices
@@ -174,7 +197,7 @@ def _stored_recipe(args):
     """Activate the schema and name the recipe without importing it: its steps are stored."""
     from . import runner, tables
 
-    tables.activate(args.schema)
+    tables.activate(args.schema, must_exist=True)
     return runner, runner.recipe_name(args.recipe)
 
 
@@ -191,20 +214,15 @@ def _gc(args) -> int:
 
 
 def _status(args) -> int:
-    code = _search_action(args, "show_status")
-    if code is not None:
-        return code
+    from .cli_reports import status
+
     runner, name = _stored_recipe(args)
-    counts = runner.status(name)
-    if not any(counts["total"].values()):
-        print(f"recipe {name!r} has no steps in this schema; insert it with `nntransfer run` or "
-              "`nntransfer worker`, or pass the --schema it was inserted into.", file=sys.stderr)
-        return 1
-    print(runner.format_status(counts))
-    running = runner.running(name)
-    if running:
-        print(running)
-    return 0
+    if not any(runner.status(name)["total"].values()) and _importable(args.recipe):
+        # no stored steps: a search recipe keeps its state in its study, so ask the recipe itself
+        code = _search_action(args, "show_status")
+        if code is not None:
+            return code
+    return status(args)
 
 
 def _retry(args) -> int:
@@ -224,9 +242,13 @@ def _plot(args) -> int:
 
     from .analysis.report import plot_recipe, recipe_results, summary_table
 
-    runner, recipe = _activate_recipe(args)
+    runner, recipe = _activate_recipe(args, must_exist=True)
     from .tables import TransferredTrainedModel
 
+    if not any(runner.status(recipe)["total"].values()):
+        from .cli_reports import _no_steps
+
+        return _no_steps(recipe.name)
     results = recipe_results(recipe, TransferredTrainedModel())
     print(summary_table(results))
     fig, axes = plt.subplots(1, 2, figsize=(15, 5))
@@ -312,18 +334,22 @@ def _seconds(text: str) -> float:
 def _recipe_command(commands, name, help_text, run):
     command = commands.add_parser(name, help=help_text)
     command.add_argument("recipe", help="recipe module name or .py file defining `experiments`")
-    command.add_argument("--schema", default=None, help="schema name (default: NNTRANSFER_SCHEMA or 'nntransfer')")
     command.set_defaults(run=run)
     return command
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nntransfer", description="Transfer-learning experiments in a database.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    from . import __version__
+    from .cli_reports import add_report_commands
+
+    parser = argparse.ArgumentParser(prog="nntransfer", description="Transfer-learning experiments in a database.",
+                                     epilog="exit codes: 0 ok, 1 failed (steps or the command), 2 usage, "
+                                            "3 database server not running, 130/143 stopped by Ctrl-C/SIGTERM")
+    parser.add_argument("--version", action="version", version=f"nntransfer {__version__}")
+    add_common_options(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
     gc = commands.add_parser("gc", help="remove artifact files and checkpoints that no row refers to any more")
-    gc.add_argument("--schema", default=None, help="schema name (default: NNTRANSFER_SCHEMA or 'nntransfer')")
     gc.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     gc.add_argument("--grace", type=_seconds, default=3600.0,
                     help="leave files younger than this many seconds alone (default 3600: attempts in progress)")
@@ -334,7 +360,6 @@ def build_parser() -> argparse.ArgumentParser:
     db.set_defaults(run=_db)
 
     demo = commands.add_parser("demo", help="train the digits demo on the configured database")
-    demo.add_argument("--schema", default=None, help="schema name (default: NNTRANSFER_SCHEMA or 'nntransfer_demo')")
     demo.add_argument("--plot", default="nntransfer-demo.png", help="where to write the plot")
     demo.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1: fastest for its small models)")
     demo.set_defaults(run=_demo)
@@ -350,9 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--orphan-timeout", type=_seconds, default=300.0,
                         help="seconds without heartbeat after which another worker takes a job over (default 300)")
     worker.add_argument("--poll", type=_seconds, default=1.0, help="seconds between looks for new work (default 1)")
+    worker.add_argument("--reconnect-timeout", type=_seconds, default=None,
+                        help="seconds to wait for a database that went away before giving up (exit code 3; "
+                             "default NNTRANSFER_RECONNECT_TIMEOUT or 600)")
     worker.add_argument("--threads", type=_positive_int, default=None,
                         help="torch threads per worker process (default: the cores shared out among --jobs)")
-    _recipe_command(commands, "status", "count a recipe's steps: done, running, pending, blocked, error", _status)
+    add_report_commands(commands, _recipe_command, _status)
     _recipe_command(commands, "retry", "queue a recipe's failed steps again", _retry)
     from .search.commands import add_search_command
 
@@ -380,17 +408,21 @@ def build_parser() -> argparse.ArgumentParser:
     imported.add_argument("--table", action="append", default=None,
                           help="import only this trained-model table (class name; repeat for several)")
     imported.set_defaults(run=_import_nnfabrik)
+    for command in commands.choices.values():  # accepted after the command too
+        add_common_options(command, suppress=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit code (see :mod:`nntransfer.cli_common`: 0 ok, 1 failed, 2 usage, 3 no server)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        apply_common_options(args)
         return args.run(args)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the job in progress was given back
+        return report_stop(stop)
     except NNTransferError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report_error(error)
 
 
 if __name__ == "__main__":

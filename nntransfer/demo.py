@@ -37,7 +37,7 @@ def main(schema: str | None = None, plot: str = "nntransfer-demo.png") -> int:
     from .analysis.report import plot_recipe, recipe_results, summary_table
 
     start = time.perf_counter()
-    tables.activate(schema or os.environ.get("NNTRANSFER_SCHEMA", "nntransfer_demo"))
+    tables.activate(schema)  # the schema every command uses by default, so `nntransfer status` finds the demo
     table = tables.TransferredTrainedModel()
     fig, axes = plt.subplots(len(RECIPES), 2, figsize=(15, 5 * len(RECIPES)), squeeze=False)
     failed = 0
@@ -47,9 +47,7 @@ def main(schema: str | None = None, plot: str = "nntransfer-demo.png") -> int:
         todo = sum(counts for state, counts in runner.status(recipe, table)["total"].items() if state != "done")
         print(f"\n== {recipe_file}: {todo} step(s) to train" if todo else f"\n== {recipe_file}: everything trained already")
         result = runner.run(recipe, table)
-        for key, error in result["error_list"]:
-            print(f"error in {key}: {error}")
-        failed += len(result["error_list"])
+        failed += len(result["error_list"])  # each failed step was logged once
         results = recipe_results(recipe, table)
         print(summary_table(results))
         plot_recipe(results, row_axes, earlier=True)
@@ -59,4 +57,8 @@ def main(schema: str | None = None, plot: str = "nntransfer-demo.png") -> int:
     plt.close(fig)
     print(f"\nplot: {os.path.abspath(plot)}")
     print(f"done in {time.perf_counter() - start:.1f} s")
+    option = f" --schema {table.database}" if table.database != tables.DEFAULT_SCHEMA else ""
+    for recipe_file in RECIPES:
+        print(f"see it again: nntransfer status recipes/{recipe_file}{option}; "
+              f"nntransfer plot recipes/{recipe_file}{option}")
     return 1 if failed else 0

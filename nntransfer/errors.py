@@ -22,6 +22,10 @@ class DatabaseError(NNTransferError):
     """The database cannot be reached or is not in the state an operation needs."""
 
 
+class DatabaseUnreachable(DatabaseError):
+    """The database server does not answer (not running, wrong address, or gone for longer than the reconnect bound)."""
+
+
 class FabrikantError(NNTransferError):
     """An entry names a fabrikant (user) that is not in the ``Fabrikant`` table."""
 

@@ -16,17 +16,23 @@ and never plans other combinations.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
+import os
+import platform
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .configs import Experiment, TransferExperiment
-from .errors import ConfigError, JobTakenOver
+from .errors import ConfigError, DatabaseUnreachable
+from .reporting import StepLabels, report_done, report_failures
 from .resolve import allow_packages, import_module
 from .tables.membership import RECIPE_NAME_LENGTH
+from .tables.reconnect import is_connection_error, wait_for_database
+from .trainer import interrupt
 from .tables.transfer import STEP_STATES
 from .views.status import StepCounts
 
@@ -158,10 +164,36 @@ def populate_all(table, *restrictions, max_rounds: int = 100, **kwargs) -> dict:
 
 
 def run(recipe: Recipe, table=None, max_rounds: int = 1000) -> dict:
-    """Insert the recipe and train all its steps in this process, step after step."""
+    """Insert the recipe and train all its steps in this process, step after step.
+
+    Every step is a reserved job, as under :func:`work`: a failed step is
+    recorded in the job table, logged once (one line with its chain, step,
+    seed and first line of the error), skipped by later runs and queued
+    again by :func:`retry`; Ctrl-C or SIGTERM gives the step in progress back
+    and raises :class:`~nntransfer.trainer.interrupt.Interrupted`.
+    """
     table = _table(table)
     insert(recipe, table)
-    return populate_all(table, restriction(recipe, table), plan=False, suppress_errors=True, max_rounds=max_rounds)
+    labels = StepLabels(recipe)
+    with interrupt.handling_signals(), _labelled(table, labels):
+        result = populate_all(table, restriction(recipe, table), plan=False, reserve_jobs=True, suppress_errors=True,
+                              max_rounds=max_rounds)
+    report_failures(result["error_list"], labels)
+    return result
+
+
+@contextlib.contextmanager
+def _labelled(table, labels):
+    """Within the block, the table's trainings are named by ``labels`` in progress lines (see :mod:`.reporting`)."""
+    before = table.__dict__.get("step_label")
+    table.step_label = labels
+    try:
+        yield
+    finally:
+        if before is None:
+            table.__dict__.pop("step_label", None)
+        else:
+            table.step_label = before
 
 
 def work(recipe: Recipe, table=None, orphan_timeout: float = DEFAULT_ORPHAN_TIMEOUT, poll: float = 1.0,
@@ -176,6 +208,15 @@ def work(recipe: Recipe, table=None, orphan_timeout: float = DEFAULT_ORPHAN_TIME
     meanwhile is given up without counting as an error.  ``devices``: the
     GPUs this process sees (``--devices``, see :mod:`nntransfer.device_groups`),
     recorded while it works so that :func:`running` can show them.
+
+    Ctrl-C or SIGTERM stops the training in progress at its next batch
+    boundary after a checkpoint, gives its job back and raises
+    :class:`~nntransfer.trainer.interrupt.Interrupted` (with this worker's
+    ``counts``).  A lost database connection is waited for (see
+    :mod:`nntransfer.tables.reconnect`) and the worker goes on; past the
+    reconnect bound :class:`~nntransfer.errors.DatabaseUnreachable` ends it.
+    Each failed step is logged once, and each stored one with the recipe's
+    overall ``k of n steps done``.
     """
     if devices is not None:
         from .tables.worker_devices import forget_devices, record_devices
@@ -187,12 +228,31 @@ def work(recipe: Recipe, table=None, orphan_timeout: float = DEFAULT_ORPHAN_TIME
             forget_devices()
     table = _table(table)
     table.heartbeat_interval = min(30.0, orphan_timeout / 4) if orphan_timeout > 0 else 30.0
+    labels = StepLabels(recipe)
+    counts = {"trained": 0, "errors": 0}
+    with interrupt.handling_signals(), _labelled(table, labels):
+        while True:
+            try:
+                return _work(recipe, table, counts, labels, orphan_timeout, poll, max_idle)
+            except interrupt.Interrupted as stop:
+                stop.counts = dict(counts)
+                raise
+            except Exception as error:
+                if isinstance(error, DatabaseUnreachable) or not is_connection_error(error):
+                    raise
+                wait_for_database(table.connection, what="the worker's next job")
+                table.jobs.give_back(platform.node(), os.getpid())  # a job reserved when the connection went
+
+
+def _work(recipe: Recipe, table, counts: dict, labels, orphan_timeout: float, poll: float,
+          max_idle: float | None) -> dict:
+    """The loop of :func:`work` (started again after a database outage); ``counts`` are kept across restarts."""
     steps = restriction(recipe, table)
-    trained = errors = 0
     idle_since = time.monotonic()
     table.mark_ready()  # once: steps stored meanwhile flag their successors themselves
     refreshed_at = -float("inf")
     while True:
+        interrupt.raise_if_requested("no job was held")
         # The job queue is refreshed (new ready steps queued, orphans taken over) when the
         # last look found nothing, and at least every REFRESH_INTERVAL seconds; not per job,
         # because refreshing reads every step of the recipe.
@@ -202,20 +262,22 @@ def work(recipe: Recipe, table=None, orphan_timeout: float = DEFAULT_ORPHAN_TIME
             refreshed_at = time.monotonic()
         result = table.populate(steps, plan=False, mark_ready=False, reserve_jobs=True, refresh=False,
                                 suppress_errors=True, return_exception_objects=True, max_calls=1)
-        trained += result["success_count"]
-        errors += sum(not isinstance(error, JobTakenOver) for _, error in result["error_list"])
+        counts["trained"] += result["success_count"]
+        counts["errors"] += report_failures(result["error_list"], labels)
+        if result["success_count"]:
+            report_done(recipe.name, status(recipe, table))
         if result["success_count"] or result["error_list"]:
             idle_since = time.monotonic()
             continue
         if not refreshing:
             refreshed_at = -float("inf")
             continue
-        counts = status(recipe, table)["total"]
-        if not counts["running"] and not counts["pending"]:
-            return {"trained": trained, "errors": errors}
+        states = status(recipe, table)["total"]
+        if not states["running"] and not states["pending"]:
+            return dict(counts)
         if max_idle is not None and time.monotonic() - idle_since > max_idle:
-            log.warning("worker idle for %.0f s with %s; stopping", max_idle, counts)
-            return {"trained": trained, "errors": errors}
+            log.warning("worker idle for %.0f s with %s; stopping", max_idle, states)
+            return dict(counts)
         time.sleep(poll)
 
 

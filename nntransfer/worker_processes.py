@@ -23,18 +23,30 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import platform
 import signal
+import sys
 
 log = logging.getLogger(__name__)
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM)
+"""Signals the parent passes on to every child (each stops at its next batch boundary, see nntransfer.trainer.interrupt)."""
+UNREACHABLE = 3
+"""Exit code of a child that gave up on an unreachable database (not a death: it is not replaced)."""
 
 
 def _child(results, recipe, schema, orphan_timeout, poll, verbose, threads, devices=None):
     """One worker process: its own connection, then train the recipe's ready steps and report the counts.
 
     ``devices``: the GPUs this process may see (``--devices``), set before anything starts CUDA.
+    Stopped by a signal (forwarded by the parent), it reports its counts
+    and ends normally; the database gone for longer than the reconnect
+    bound ends it with exit code 3.
     """
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    for signum in FORWARDED:  # the parent's forwarding handler came along with the fork
+        signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM else signal.default_int_handler)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)  # spawned only: forked ones have the parent's
     if devices is not None:
         from .device_groups import pin
 
@@ -46,9 +58,18 @@ def _child(results, recipe, schema, orphan_timeout, poll, verbose, threads, devi
         import torch
 
         torch.set_num_threads(threads)
-    import_datajoint().conn().connect()  # a forked child must not share the parent's socket
-    tables.activate(schema)
-    counts = runner.work(recipe, orphan_timeout=orphan_timeout, poll=poll, devices=devices)
+    from .errors import DatabaseUnreachable
+    from .trainer.interrupt import Interrupted
+
+    try:
+        import_datajoint().conn().connect()  # a forked child must not share the parent's socket
+        tables.activate(schema)
+        counts = runner.work(recipe, orphan_timeout=orphan_timeout, poll=poll, devices=devices)
+    except Interrupted as stop:
+        counts = {**(getattr(stop, "counts", None) or {"trained": 0, "errors": 0}), "stopped": stop.signum}
+    except DatabaseUnreachable as error:
+        log.error("%s", error)
+        sys.exit(UNREACHABLE)
     results.put(counts)
 
 
@@ -69,7 +90,7 @@ def work_in_processes(recipe, recipe_spec: str, schema, jobs: int, *, orphan_tim
     :mod:`nntransfer.device_groups`); a replacement for a dead child gets its GPUs.
     Returns ``{"trained": n, "errors": n, "died": n}``.
     """
-    from . import runner, tables
+    from . import tables
 
     # fork where there is one: the children share the parent's imports (torch, the recipe)
     # instead of paying them again, which dominates short jobs
@@ -90,8 +111,52 @@ def work_in_processes(recipe, recipe_spec: str, schema, jobs: int, *, orphan_tim
         groups[process.pid] = group
         return process
 
-    running = [start(devices[index] if devices else None) for index in range(jobs)]
-    replacements = died = 0
+    stopping, running = [], []
+
+    def forward(signum, frame):
+        """Pass Ctrl-C or SIGTERM on to every child; start no new one (a second signal is passed on too)."""
+        if not stopping:
+            log.warning("%s received: passed on to the %d worker processes, which stop at their next batch "
+                        "boundary and give their jobs back", signal.Signals(signum).name, len(running))
+        stopping.append(signum)
+        for process in running:
+            try:
+                os.kill(process.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
+    try:
+        running.extend(start(devices[index] if devices else None) for index in range(jobs))
+        died, unreachable = _wait(running, start, groups, recipe, jobs, stopping)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    totals = {"trained": 0, "errors": 0, "died": died}
+    while not results.empty():
+        counts = results.get()
+        totals["trained"] += counts["trained"]
+        totals["errors"] += counts["errors"]
+    if stopping:
+        from .trainer.interrupt import Interrupted
+
+        stop = Interrupted(f"{signal.Signals(stopping[0]).name} received: the worker processes stopped", stopping[0])
+        stop.counts = totals
+        raise stop
+    if unreachable:
+        from .errors import DatabaseUnreachable
+
+        raise DatabaseUnreachable(f"{unreachable} worker process(es) gave up on the database, which did not answer "
+                                  "within the reconnect bound; start it and run the worker again (trainings resume "
+                                  "from their last checkpoints).")
+    return totals
+
+
+def _wait(running: list, start, groups: dict, recipe, jobs: int, stopping: list) -> tuple[int, int]:
+    """Wait for every child; give back a dead one's jobs and replace it while work is left; ``(died, unreachable)``."""
+    from . import runner, tables
+
+    replacements = died = unreachable = 0
     while running:
         ended = multiprocessing.connection.wait([process.sentinel for process in running])
         for process in [p for p in running if p.sentinel in ended]:
@@ -99,17 +164,16 @@ def work_in_processes(recipe, recipe_spec: str, schema, jobs: int, *, orphan_tim
             running.remove(process)
             if process.exitcode == 0:
                 continue
+            if process.exitcode == UNREACHABLE:
+                unreachable += 1
+                continue
             died += 1
             given_back = tables.TransferredTrainedModel().jobs.give_back(platform.node(), process.pid)
             log.warning("worker process %d died (%s); %d job(s) it held were given back",
                         process.pid, _death(process.exitcode), given_back)
             remaining = runner.status(recipe)["total"]
-            if not running and (remaining["pending"] or remaining["running"]) and replacements < jobs:
+            if (not running and not stopping and (remaining["pending"] or remaining["running"])
+                    and replacements < jobs):
                 replacements += 1
                 running.append(start(groups[process.pid]))
-    totals = {"trained": 0, "errors": 0, "died": died}
-    while not results.empty():
-        counts = results.get()
-        totals["trained"] += counts["trained"]
-        totals["errors"] += counts["errors"]
-    return totals
+    return died, unreachable

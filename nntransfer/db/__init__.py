@@ -13,7 +13,8 @@ import logging
 import os
 import warnings
 
-from ..errors import DatabaseError
+from ..errors import DatabaseError, DatabaseUnreachable
+from ..logs import adopt_datajoint
 from ..settings import Settings, load_settings, note_embedded_host
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def import_datajoint():
         warnings.filterwarnings("ignore", message="No datajoint.json found")
         import datajoint
 
+    adopt_datajoint()  # the command line's one log handler instead of DataJoint's own (see nntransfer.logs)
     return datajoint
 
 
@@ -100,11 +102,15 @@ def describe_target(dj) -> str:
 
 def _announce(dj, settings: Settings) -> None:
     """Log once per process which database is used and why, so data never goes somewhere unnoticed."""
-    target = f"the embedded PostgreSQL in {settings.pgdata}" if settings.mode == "embedded" else describe_target(dj)
+    if settings.mode == "embedded":
+        target = f"the embedded PostgreSQL in {settings.pgdata}"
+        why = f"{settings.reason}; home from {settings.home_reason}" if settings.home_reason else settings.reason
+    else:
+        target, why = describe_target(dj), settings.reason
     if target in _announced:
         return
     _announced.add(target)
-    log.info("nntransfer uses %s (%s)", target, settings.reason or settings.mode)
+    log.info("nntransfer uses %s (%s)", target, why or settings.mode)
 
 
 def connect(settings: Settings | None = None):
@@ -120,14 +126,13 @@ def connect(settings: Settings | None = None):
     elif dj.config.database.password is None:
         dj.config["database.password"] = ""
     _configure_store(dj, settings)
-    dj.config["safemode"] = False
     _announce(dj, settings)
     try:
         connection = dj.conn()
         connection.ping()
     except Exception as error:  # driver errors differ per backend; all mean "unreachable"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DatabaseError(
+        raise DatabaseUnreachable(
             f"Cannot connect to the {describe_target(dj)}: {first_line}. "
             "Check that the server runs and that DJ_HOST, DJ_PORT, DJ_USER, DJ_PASS and DJ_BACKEND "
             "(or datajoint.json) are right; unset DJ_HOST to use the embedded database."

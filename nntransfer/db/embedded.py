@@ -137,7 +137,10 @@ def start(pgdata: Path, timeout: float = 120) -> ServerInfo:
                 _check_reachable(home, user)
                 if not (pgdata / "PG_VERSION").is_file():
                     _initialise(pgdata, user)
+                    log.info("created a new embedded database in %s", pgdata)
                 _launch(pgdata, _socket_folder(pgdata, user), user, timeout)
+                log.info("started the embedded PostgreSQL server of %s; it keeps running for other commands, "
+                         "notebooks and workers (`nntransfer db stop` stops it)", pgdata.parent)
             info = _wait_until_ready(pgdata, timeout)
             if info is None:
                 raise DatabaseError(

@@ -8,9 +8,12 @@ may reference these tables once they are activated.
 
 from __future__ import annotations
 
+import logging
 import os
 
-from ..db import connect
+from ..db import connect, describe_target, import_datajoint
+from ..errors import ConfigError
+from ..logs import quiet_native_type_warnings
 from .artifacts import ArtifactStore
 from .fabrik import ConfigTable, Dataset, Fabrikant, Model, Seed, Trainer, schema, table_for_kind
 from .trained import TrainedModel, TrainedModelBase, TrainingCallback
@@ -29,24 +32,51 @@ from .recipes import (
 
 DEFAULT_SCHEMA = "nntransfer"
 
+log = logging.getLogger(__name__)
 
-def activate(schema_name: str | None = None, *, create_tables: bool = True):
+
+def schema_name_of(schema_name: str | None = None) -> str:
+    """The checked name that :func:`activate` uses for ``schema_name`` (None: ``NNTRANSFER_SCHEMA`` or the default)."""
+    return check_schema_name(schema_name or os.environ.get("NNTRANSFER_SCHEMA", DEFAULT_SCHEMA))
+
+
+def activate(schema_name: str | None = None, *, create_tables: bool = True, must_exist: bool = False):
     """Connect (starting the embedded server if needed) and declare the tables.
 
     ``schema_name`` defaults to ``NNTRANSFER_SCHEMA`` or ``"nntransfer"``;
     it must be letters, digits and ``_``.  Calling it again with the same
-    name is a no-op; returns the schema.  Processes that activate a new
+    name is a no-op; with another name the tables switch to that schema
+    (the next inserts and populates go there).  Returns the schema.  A new
+    schema is logged as created; ``must_exist=True`` (commands that only
+    read) refuses a schema that does not exist, naming those that do,
+    instead of creating it.  Processes that activate a new
     schema at the same instant (a job array's first tasks) declare it once:
     declaration runs under a lock of the database server (see :mod:`.locks`),
     the job tables included.
     """
-    name = check_schema_name(schema_name or os.environ.get("NNTRANSFER_SCHEMA", DEFAULT_SCHEMA))
+    name = schema_name_of(schema_name)
     connection = connect()
+    target = describe_target(import_datajoint())
+    existing = import_datajoint().list_schemas(connection)
+    if must_exist and name not in existing:
+        ours = sorted(s for s in existing if s not in ("information_schema", "mysql", "performance_schema", "sys",
+                                                        "public", "pg_catalog", "pg_toast"))
+        raise ConfigError(
+            f"there is no schema {name!r} on the {target}; nothing was created. Schemas there: "
+            f"{', '.join(ours) or 'none'}. Pass --schema (or set NNTRANSFER_SCHEMA) to the one your recipe was "
+            "run in."
+        )
     with schema_lock(connection, name):
-        schema.activate(name, connection=connection, create_tables=create_tables)
-        if create_tables:
-            TrainedModel().jobs
-            TransferredTrainedModel().jobs
+        if schema.database not in (None, name):
+            # DataJoint binds a schema object once; unbound, it binds every table again to the new name
+            log.info("switching the tables from schema %r to %r", schema.database, name)
+            schema.database = None
+        with quiet_native_type_warnings():
+            schema.activate(name, connection=connection, create_tables=create_tables)
+            if create_tables:
+                TrainedModel().jobs
+                TransferredTrainedModel().jobs
+    log.info("%s %r on the %s", "created schema" if name not in existing else "schema", name, target)
     return schema
 
 

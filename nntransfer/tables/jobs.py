@@ -37,6 +37,7 @@ from datajoint.jobs import Job
 from ..db import import_datajoint
 from ..errors import JobTakenOver
 from .locks import schema_lock
+from .reconnect import try_reconnect
 from .restrictions import SafeRestriction
 
 dj = import_datajoint()
@@ -188,7 +189,8 @@ class Heartbeat:
     when a renewal finds that the job is no longer held by this worker (it
     was taken over, or deleted); the renewals stop then.  A renewal that
     fails for another reason (the database briefly unreachable) is logged
-    and tried again at the next beat.
+    once, and the heartbeat reconnects and tries again every second until
+    the database answers (see :mod:`.reconnect`).
     """
 
     def __init__(self, jobs: WorkerJobs, key: dict, interval: float):
@@ -217,14 +219,23 @@ class Heartbeat:
         return False
 
     def _run(self):
-        while not self._stop.wait(self.interval):
+        wait, failing = self.interval, False
+        while not self._stop.wait(wait):
             try:
                 if not self.jobs.renew(self.key, self._connection):
                     self.lost = True
                     log.warning("job %s was taken over by another worker; this worker stops training it", self.key)
                     return
+                if failing:
+                    log.warning("heartbeat of job %s renewed again", self.key)
+                wait, failing = self.interval, False
             except Exception as error:
-                log.warning("heartbeat of job %s failed (%s); trying again in %.1f s", self.key, error, self.interval)
+                if not failing:
+                    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                    log.warning("heartbeat of job %s failed (%s); reconnecting every second to renew it as soon "
+                                "as the database answers", self.key, reason)
+                wait, failing = min(self.interval, 1.0), True
+                try_reconnect(self._connection)  # a connection the server dropped stays closed; it may be back
 
     def check(self) -> None:
         """Raise :class:`JobTakenOver` when the job is no longer held (called by the training callback)."""

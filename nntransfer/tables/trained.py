@@ -44,10 +44,15 @@ from ..serialization import (
     transfer_data_from_bytes,
     transfer_data_to_bytes,
 )
-from ..errors import JobTakenOver, TrainingPruned
+from ..errors import DatabaseError, JobTakenOver, TrainingPruned
 from ..resolve import stored_names
+from ..progress_display import EpochDisplay
+from ..trainer import interrupt
 from . import checkpoint_protocol
 from .artifacts import ArtifactStore, artifact_definition, new_attempt
+from . import live, outage_checkpoints
+from .interruptions import GivingBack, give_back, not_logged as stop_not_logged
+from .reconnect import is_connection_error, unreachable_in, wait_for_database
 from .jobs import Heartbeat, WorkerJobs, WorkerJobsDescriptor
 from .restrictions import SafeRestriction
 from .pruning import not_logged_as_error, record_pruned
@@ -69,23 +74,42 @@ class TrainingCallback:
     long epoch or a trainer that never calls ``cb`` is not taken for dead;
     when the heartbeat found the job taken over by another worker, the next
     call raises :class:`~nntransfer.errors.JobTakenOver`, which stops the
-    training.  ``observer``, when
+    training.  Each epoch's ``epoch`` and ``metrics`` go to the live-progress
+    table (``live``, see :mod:`.live`) and to the display (``display``, see
+    :mod:`nntransfer.progress_display`).  ``observer``, when
     given, is called as ``observer(key, **info)`` with what the trainer
     reported (a search reports each epoch's objective to its trial there and
     may stop the training with :class:`~nntransfer.errors.TrainingPruned`).
+
+    After Ctrl-C or SIGTERM (see :mod:`nntransfer.trainer.interrupt`) a call
+    raises :class:`~nntransfer.trainer.interrupt.Interrupted`, so trainers
+    that do not watch for the request themselves stop at their next epoch;
+    not after the last epoch (``epochs``, from the trainer config), where
+    only the final evaluation and the store are left.
     """
 
-    def __init__(self, key: dict, checkpoint_store=None, heartbeat=None, observer=None):
+    def __init__(self, key: dict, checkpoint_store=None, heartbeat=None, observer=None, epochs=None, live=None,
+                 display=None):
         self.key = key
         self.checkpoint_store = checkpoint_store
         self.heartbeat = heartbeat
         self.observer = observer
+        self.epochs = epochs
+        self.live = live
+        self.display = display
 
     def __call__(self, *args, **info):
         if info:
             log.debug("training %s: %s", self.key, info)
         if self.heartbeat is not None:
             self.heartbeat.check()
+        if interrupt.requested() and (self.epochs is None or info.get("epoch") != self.epochs):
+            interrupt.raise_if_requested(f"training stopped after epoch {info.get('epoch', '?')}")
+        if "epoch" in info and "state" not in info:
+            if self.live is not None:
+                self.live.epoch_done(info["epoch"], info.get("metrics"))
+            if self.display is not None:
+                self.display.update(info["epoch"], info.get("metrics"))
         if isinstance(info.get("state"), dict) and self.checkpoint_store is not None:
             # nnfabrik's checkpoint protocol: cb(uid=..., epoch=..., model=..., state={"action": ...})
             checkpoint_protocol.answer(self.checkpoint_store, info.get("epoch"), info.get("model"), info["state"])
@@ -121,6 +145,12 @@ def _storage_parts() -> dict[str, type]:
         "TransferData": _artifact_part("TransferData", "transfer_data", "data generated for the next transfer step",
                                        "npz of {split: {name: array}}"),
     }
+
+
+def _default_label(key: dict) -> str:
+    parts = [f"transfer step {key['transfer_step']}"] if "transfer_step" in key else []
+    parts.append(f"seed {key.get('seed')}")
+    return ", ".join(parts)
 
 
 def _with_source(transfer_data, key: dict):
@@ -202,12 +232,16 @@ class TrainingMixin(SafeRestriction):
             net = get_model(model_fn, model_config, dataloaders, seed)
             extra = receive(net) if receive else {}
             train = get_trainer(trainer_fn, trainer_config)
+            interrupt.raise_if_requested("the training did not start")
+            cb = self.callback_for(key, heartbeat, trainer_config=trainer_config)
             try:
-                cb = self.callback_for(key, heartbeat)
                 score, output, model_state = train(net, dataloaders, seed, uid=dict(key), cb=cb)
             except TrainingPruned as pruned:
                 self._pruned = pruned
                 raise
+            finally:
+                if getattr(cb, "display", None) is not None:
+                    cb.display.close()
             output, transfer_data = _split_transfer_data(output)
             transfer_data = _with_source(transfer_data, key)
             output = output_to_json(output)
@@ -215,6 +249,8 @@ class TrainingMixin(SafeRestriction):
                 key, state_dict_to_bytes(model_state),
                 transfer_data_to_bytes(transfer_data) if transfer_data is not None else None,
             )
+            # a database that went away while this trained must be back before the result goes in
+            wait_for_database(self.connection, what="storing the result")
         return comment, score_to_float(score), output, artifacts, extra
 
     def make_insert(self, key: dict, comment: str, score, output, artifacts: dict, extra: dict):
@@ -254,14 +290,21 @@ class TrainingMixin(SafeRestriction):
         Deleted only now, after their result's transaction committed: a
         commit that fails leaves checkpoint rows and files together, so the
         next attempt resumes from them.
+
+        Ctrl-C and SIGTERM stop the training in progress cleanly and give its
+        job back (see :mod:`.interruptions`); :class:`~nntransfer.trainer.interrupt.Interrupted` ends the call.
         """
         try:
-            return super().populate(*restrictions, **kwargs)
+            with interrupt.handling_signals():
+                return super().populate(*restrictions, **kwargs)
         finally:
             stored, self._stored_checkpoints = self._stored_checkpoints, ()
             for key, paths in stored:
                 if paths and self & key:
                     self.checkpoint_store(key).remove_files(paths)
+                outage_checkpoints.discard(self, key)
+                if self & key:
+                    live.remove(self, key)
 
     def _check_holds(self, key: dict) -> None:
         """In a transaction: raise JobTakenOver if this process reserved ``key`` but no longer holds it (row locked)."""
@@ -332,18 +375,38 @@ class TrainingMixin(SafeRestriction):
     epoch_observer = None
     """Called by the training callback as ``epoch_observer(key, epoch=..., metrics=...)``; set on an instance."""
 
-    def callback_for(self, key: dict, heartbeat=None) -> TrainingCallback:
+    step_label = None
+    """Called as ``step_label(key)`` for what the progress display calls a training; the runner sets it."""
+
+    def _label(self, key: dict) -> str:
+        return self.step_label(key) if self.step_label is not None else _default_label(key)
+
+    def callback_for(self, key: dict, heartbeat=None, trainer_config=None) -> TrainingCallback:
         store = self.checkpoint_store(key)
         if heartbeat is not None:  # a checkpoint of a job taken over would outlive the other worker's result
             store.holder_check = functools.partial(self._check_holds, dict(key))
-        return TrainingCallback(dict(key), store, heartbeat, observer=self.epoch_observer)
+        store = outage_checkpoints.OutageProofCheckpoints(store, outage_checkpoints.local_folder(self, key),
+                                                          self.connection)
+        config = trainer_config or {}
+        epochs = config.get("epochs") if isinstance(config.get("epochs"), int) else None
+        label = self._label(key)
+        score_metric = config.get("score_metric") if isinstance(config.get("score_metric"), str) else None
+        return TrainingCallback(dict(key), store, heartbeat, observer=self.epoch_observer, epochs=epochs,
+                                live=live.LiveWriter(self, key, epochs), display=EpochDisplay(label, epochs, score_metric))
 
     def _populate1(self, key, jobs, *args, **kwargs):
-        """DataJoint's populate of one key, with a pruned training recorded as pruned (see :mod:`.pruning`)."""
+        """DataJoint's populate of one key, with a pruned training recorded as pruned (see :mod:`.pruning`).
+
+        A stop asked for by a signal starts no further key, and a training it
+        stopped gives its job back (see :mod:`.interruptions`); the signal
+        handlers are installed again here because DataJoint's populate puts
+        its own SIGTERM handler in place.
+        """
+        interrupt.raise_if_requested("no further job was started")
         self._pruned = None
         try:
-            with not_logged_as_error(self):
-                status = super()._populate1(key, jobs, *args, **kwargs)
+            with interrupt.handling_signals(), not_logged_as_error(self), stop_not_logged():
+                status = self._populate1_through_outages(key, jobs, *args, **kwargs)
         except TrainingPruned:
             if self._pruned is None:
                 raise
@@ -351,6 +414,45 @@ class TrainingMixin(SafeRestriction):
             return status
         record_pruned(self, key, str(self._pruned))
         return False
+
+    OUTAGE_ATTEMPTS = 3
+    """Attempts at one key when the database connection is lost during them (see :mod:`.reconnect`)."""
+
+    def _populate1_through_outages(self, key, jobs, *args, **kwargs):
+        """DataJoint's populate of one key; after a lost connection, wait for the database and try the key again.
+
+        The job is given back rather than failed (see :mod:`.interruptions`),
+        and the next attempt resumes from the training's last checkpoint (in
+        the database, or kept locally while it was away), which for a
+        training that had finished leaves only its final evaluation to redo.
+        Past the reconnect bound :class:`~nntransfer.errors.DatabaseUnreachable` ends the populate.
+        """
+        for attempt in range(self.OUTAGE_ATTEMPTS):
+            giving = GivingBack(jobs, self._label(key)) if jobs is not None else None
+            try:
+                status = super()._populate1(key, giving, *args, **kwargs)
+            except Exception as error:
+                if not is_connection_error(error) and unreachable_in(error) is None:
+                    raise
+                lost = error
+            else:
+                if isinstance(status, tuple) and interrupt.requested():  # a stop that suppress_errors swallowed
+                    if giving is not None and isinstance(giving.given_back, interrupt.Interrupted):
+                        raise giving.given_back
+                    interrupt.raise_if_requested("the job was given back")
+                lost = giving.given_back if giving is not None and not interrupt.requested() else None
+                if lost is None or not (is_connection_error(lost) or unreachable_in(lost) is not None):
+                    return status
+            unreachable = unreachable_in(lost)
+            if unreachable is not None:
+                raise unreachable from None
+            wait_for_database(self.connection, what="a training's result or its job")
+            if jobs is not None:
+                give_back(jobs, key, self._label(key))
+            log.warning("the database connection was lost during %s; trying it again (it resumes from its last "
+                        "checkpoint)", self._label(key))
+        raise DatabaseError(f"the database connection was lost {self.OUTAGE_ATTEMPTS} times while {self._label(key)} "
+                            "was stored; check the database server, then run the worker again.")
 
     # -- reading results ---------------------------------------------------
     def _repr_html_(self):

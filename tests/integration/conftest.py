@@ -71,6 +71,8 @@ def nt_schema():
     from nntransfer.settings import load_settings
 
     schema = tables.activate()
+    # the tests delete and drop what they made without being asked; nntransfer leaves safemode to the user
+    schema.connection._config["safemode"] = False
     yield schema
     extra = [s for s in _extra_schemas if s.exists]
     for user_schema in extra:

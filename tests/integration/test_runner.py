@@ -33,22 +33,30 @@ def test_run_status_retry_and_results(db, tmp_path, capsys):
     recipe_file.write_text(RECIPE.format(message="boom"))
     assert main(["run", str(recipe_file)]) == 1  # the broken chain fails
     out = capsys.readouterr()
-    assert "boom" in out.err and "trained 6 steps" in out.out
+    failures = [line for line in out.err.splitlines() if "failed:" in line]
+    assert len(failures) == 2 and all("chain 'broken' transfer step 0, seed" in line
+                                      and line.endswith("RuntimeError: boom") for line in failures), out.err
+    assert "trained 6 steps" in out.out
     recipe = runner.load_recipe(str(recipe_file))
     counts = runner.status(recipe)
-    assert counts["steps"][0] == {"done": 2, "running": 0, "pending": 2, "blocked": 0, "error": 0, "pruned": 0}
+    # run records failures in the job table as a worker does
+    assert counts["steps"][0] == {"done": 2, "running": 0, "pending": 0, "blocked": 0, "error": 2, "pruned": 0}
     assert counts["steps"][1] == {"done": 2, "running": 0, "pending": 0, "blocked": 2, "error": 0, "pruned": 0}
     assert counts["steps"][2]["done"] == 2
 
-    # worker mode records the errors in the jobs table; retry queues them again
-    assert main(["worker", str(recipe_file), "--poll", "0.1"]) == 1  # failed steps show in the exit code
-    assert "trained 0 steps, 2 errors" in capsys.readouterr().out
-    assert runner.status(recipe)["total"]["error"] == 2
+    # a worker leaves recorded failures alone; `errors` shows them, retry queues them again
+    assert main(["worker", str(recipe_file), "--poll", "0.1"]) == 0
+    assert "trained 0 steps, 0 errors" in capsys.readouterr().out
     assert main(["status", str(recipe_file)]) == 0
     assert "error" in capsys.readouterr().out
+    assert main(["errors", str(recipe_file)]) == 0
+    listed = capsys.readouterr().out
+    assert listed.count("RuntimeError: boom") >= 2 and "nntransfer retry" in listed
     assert main(["retry", str(recipe_file)]) == 0
     assert "queued 2 failed steps" in capsys.readouterr().out
     assert runner.status(recipe)["total"]["error"] == 0
+    assert main(["worker", str(recipe_file), "--poll", "0.1"]) == 1  # failed steps show in the exit code
+    assert "trained 0 steps, 2 errors" in capsys.readouterr().out
 
     frame = results(db.TransferredTrainedModel(), recipe=recipe)
     assert len(frame) == 6
@@ -72,7 +80,7 @@ def test_run_status_retry_and_results(db, tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()
     assert out_file.stat().st_size > 0
     broken = [line for line in printed if line.startswith("broken")]
-    assert len(broken) == 2 and all(line.rstrip().endswith("0/2  -") for line in broken)
+    assert len(broken) == 2 and broken[0].rstrip().endswith("2 failed") and broken[1].rstrip().endswith("0/2  -")
     assert sum(line.startswith("distillation") for line in printed) == 3
 
 

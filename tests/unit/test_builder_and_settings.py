@@ -82,7 +82,7 @@ def test_unreachable_server_is_one_clear_error(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("nntransfer.errors.DatabaseError: Cannot connect to the postgresql server at 127.0.0.1:9")
+    assert last.startswith("nntransfer.errors.DatabaseUnreachable: Cannot connect to the postgresql server at 127.0.0.1:9")
     assert "secret-pw" not in result.stderr
     assert "Traceback" in result.stderr and result.stderr.count("Traceback") == 1  # no chained driver stack
 

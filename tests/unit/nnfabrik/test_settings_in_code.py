@@ -29,7 +29,7 @@ def test_a_host_set_in_code_is_connected_to_not_the_embedded_database(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], env=_clean_env(tmp_path), cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.stdout.startswith("server | dj.config['database.host'] was set in code")
-    assert "DatabaseError: Cannot connect to the mysql server at 127.0.0.1:9" in result.stderr
+    assert "DatabaseUnreachable: Cannot connect to the mysql server at 127.0.0.1:9" in result.stderr
     assert "secret-pw" not in result.stderr
     assert not (tmp_path / "home" / "pgdata").exists()  # nothing went to the embedded database
 
