@@ -308,3 +308,31 @@ def test_unsupported_names_say_what_to_use(nnf):
         dj_helpers.gitlog(["."])
     with pytest.raises(NotSupported, match="nntransfer.analysis.results.results"):
         dj_helpers.create_param_expansion("f", None)
+
+
+def test_the_users_call_back_is_called_and_one_schema_never_mixes_hashings(nnf):
+    from nntransfer.hashing import make_hash
+    from nntransfer.db import import_datajoint
+    from nntransfer.errors import DatabaseError
+    from nntransfer.nnfabrik.templates.trained_model import TrainedModelBase
+    from nntransfer.tables.fabrik import ConfigTable, _config_definition
+
+    seen = []
+
+    @nnf.schema
+    class CalledBack(TrainedModelBase):
+        nnfabrik = nnf
+
+        def call_back(self, uid=None, epoch=None, model=None, info=None, **kwargs):
+            seen.append(epoch)
+
+    key = _tutorial_entries(nnf)
+    key.update(nnf.Trainer().add_entry(f"{FNS}.chkpt_trainer_fn", {"epochs": 2}, skip_duplicates=True))
+    CalledBack.populate(key)
+    assert seen == [-1, 0, 1]  # the restore, then one save per epoch
+    dj = import_datajoint()
+    canonical = nnf.schema(type("Dataset", (ConfigTable, dj.Manual),
+                                {"kind": "dataset", "definition": _config_definition("dataset")}), context={})
+    with pytest.raises(DatabaseError, match="keys its rows with nnfabrik hashes"):
+        canonical().add_entry(dataset_fn=DATA, dataset_config={"batch_size": 16})
+    assert len(nnf.Dataset & {"dataset_hash": make_hash({"batch_size": 16})}) == 0
