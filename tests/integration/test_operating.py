@@ -182,3 +182,40 @@ def test_one_log_handler_on_stderr_and_no_warnings_about_the_librarys_own_column
     log_file = tmp_path / "worker.log"
     quiet = cli("status", str(recipe), "--schema", fresh_schema, "-q", "--log-file", str(log_file))
     assert quiet.returncode == 0 and quiet.stderr == "" and log_file.exists()
+
+
+def test_a_deleted_row_populated_again_stores_its_new_weights_and_gc_takes_the_old_file(db, capsys):
+    """A trainer whose result differs every time: the new row's file is new, loads, and matches its checksum."""
+    import torch
+
+    from nntransfer import insert
+    from nntransfer.cli import main
+    from nntransfer.configs import Experiment, config_class_for
+    from nntransfer.tables.trained import artifact_store
+
+    Digits = config_class_for("nntransfer.datasets.digits.digits_dataset_fn", "dataset")
+    Mlp = config_class_for("nntransfer.models.mlp.mlp_model_fn", "model")
+    from nntransfer.resolve import allow_packages
+
+    allow_packages("itest_operations")
+    Random = config_class_for("itest_operations.random_trainer", "trainer")
+    (key,) = insert(Experiment(Digits(batch_size=64), Mlp(hidden_sizes=[8]), Random(), seed=4))
+    table = db.TrainedModel()
+    table.populate(key)
+    first = table.fetch_state_dict(key)
+    folder = artifact_store().location(artifact_store().key_folder(table, key))
+    first_file = set(Path(folder).iterdir())
+    assert main(["gc", "--grace", "0"]) == 0  # what earlier tests' deleted rows left
+    capsys.readouterr()
+
+    (db.TrainedModel & key).delete(prompt=False)
+    table.populate(key)
+    second = table.fetch_state_dict(key)  # checked against the new row's checksum
+    assert any(not torch.equal(first[name], second[name]) for name in first)
+    assert table.load_model(key, include_dataloader=False) is not None
+    assert first_file < set(Path(folder).iterdir())  # a file of its own; the old one is left for gc
+    assert main(["gc", "--grace", "0"]) == 0
+    assert "removed 1 orphaned files" in capsys.readouterr().out
+    (remaining,) = Path(folder).iterdir()
+    assert remaining not in first_file
+    assert all(torch.equal(second[name], tensor) for name, tensor in table.fetch_state_dict(key).items())
