@@ -1,32 +1,33 @@
 """What is known about steps while they train: the one place the dashboard reads live progress from.
 
-Today that is the job table: a running step's worker (host, process id),
-when it was reserved, and its heartbeat, which the training's callback
-renews after every epoch (``TrainingCallback``), so a stalled worker shows
-as an old heartbeat.  When a progress table with the latest epoch and
-metrics of each running job exists, this function is where it is read.
+The table layer's :func:`nntransfer.tables.live.latest_progress` joins the
+job table (which worker holds a step, and its heartbeat, renewed after every
+epoch) with the small progress table that a training writes while it runs
+(its epoch, the epochs it will train and the latest epoch's metrics).  A
+heartbeat much older than an epoch means a stalled or dead worker.
 """
 
 from __future__ import annotations
 
-import datetime
+from ..tables.live import latest_progress
 
 
 def live_progress(table, keys: list) -> list[dict]:
-    """One dict per running step among ``keys``: its key, host, pid, reservation and seconds since its heartbeat."""
-    if not table.jobs.is_declared or not keys:
+    """One dict per running step among ``keys``: its key, host, pid, heartbeat age, epoch and latest metrics."""
+    if not keys or not table.jobs.is_declared:
         return []
-    now = table.connection.query("SELECT CURRENT_TIMESTAMP(3)").fetchone()[0]
-    now = now.replace(tzinfo=None)  # PostgreSQL answers in the session's zone, as the naive column is stored
+    primary = list(table.primary_key)
     rows = []
-    for job in (table.jobs & keys & "status = 'reserved'").to_dicts():
-        heartbeat = job.get("reserved_time")
-        age = (now - heartbeat).total_seconds() if isinstance(heartbeat, datetime.datetime) else None
+    for item in latest_progress(table, keys):
+        metrics = item.get("metrics") or {}
         rows.append({
-            "key": {name: job[name] for name in table.jobs.primary_key},
-            "host": job.get("host", ""),
-            "pid": int(job.get("pid") or 0),
-            "heartbeat": heartbeat.isoformat(sep=" ", timespec="seconds") if heartbeat else "",
-            "seconds_since_heartbeat": age,
+            "key": {name: item[name] for name in primary},
+            "host": item.get("host") or "",
+            "pid": item.get("pid") or 0,
+            "seconds_since_heartbeat": item.get("heartbeat_age"),
+            "epoch": item.get("epoch"),
+            "epochs": item.get("epochs"),
+            "metrics": {name: value for name, value in sorted(metrics.items())
+                        if isinstance(value, (int, float)) and not isinstance(value, bool)},
         })
     return rows

@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -106,3 +107,44 @@ def test_dashboard_shows_steps_trained_after_the_page_opened(recipe_file, browse
     finally:
         ui.send_signal(signal.SIGINT)
         assert ui.wait(timeout=30) == 0
+
+
+LONG_RECIPE = '''
+from nntransfer.configs import DatasetConfig, Experiment, ModelConfig, TrainerConfig
+
+digits = DatasetConfig.for_fn("nntransfer.datasets.digits.digits_dataset_fn", split_seed=0, comment="digits")
+mlp = ModelConfig.for_fn("nntransfer.models.mlp.mlp_model_fn", hidden_sizes=[8], comment="MLP 8")
+long = TrainerConfig.for_fn("nntransfer.trainer.standard.standard_trainer", epochs=100000, comment="until stopped")
+experiments = {"long": Experiment(digits, mlp, long, seed=1)}
+'''
+
+
+@pytest.mark.skipif(bool(os.environ.get("NNTRANSFER_TEST_SERVER")),
+                    reason="the same page on every backend: run once, on the embedded database, to keep the suite short")
+def test_dashboard_shows_a_running_steps_worker_epoch_and_metrics(db, tmp_path, browser):
+    from nntransfer.web.server import Dashboard
+    from nntransfer import runner, tables
+
+    path = tmp_path / "long_recipe.py"
+    path.write_text(LONG_RECIPE)
+    recipe = runner.load_recipe(str(path))
+    runner.insert(recipe)
+    worker = subprocess.Popen([sys.executable, "-m", "nntransfer.cli", "worker", str(path), "--poll", "0.2",
+                               "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ))
+    server = Dashboard(recipe, tables.TransferredTrainedModel(), port=0, refresh=0.5)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        browser.open(server.url)
+        running = "(document.querySelector('#live li') || {}).textContent"
+        assert f"(pid {worker.pid})" in browser.wait_for(running, timeout=120)  # reserved, before its first epoch ends
+        line = browser.wait_for(f"({running} || '').includes('epoch') && {running}", timeout=120)
+        assert re.search(rf"running: long step 0 seed 1 on .+ \(pid {worker.pid}\), epoch \d+ of 100000; .*"
+                         r"validation\.accuracy 0\.\d+", line), line
+        assert browser.errors == []
+    finally:
+        server.shutdown()
+        server.server_close()
+        worker.send_signal(signal.SIGINT)  # the worker checkpoints and gives its job back
+        worker.wait(timeout=120)
