@@ -1,10 +1,11 @@
 """What is known about steps while they train: the one place the dashboard reads live progress from.
 
 The table layer's :func:`nntransfer.tables.live.latest_progress` joins the
-job table (which worker holds a step, and its heartbeat, renewed after every
-epoch) with the small progress table that a training writes while it runs
-(its epoch, the epochs it will train and the latest epoch's metrics).  A
-heartbeat much older than an epoch means a stalled or dead worker.
+job table (which worker holds a step, and its heartbeat, which a background
+thread of the worker renews every quarter of its orphan timeout) with the
+small progress table that a training writes while it runs (its epoch, the
+epochs it will train and the latest epoch's metrics).  A heartbeat much older
+than that interval means a stalled or dead worker.
 """
 
 from __future__ import annotations
