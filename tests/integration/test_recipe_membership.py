@@ -68,5 +68,5 @@ def test_run_status_and_retry_see_only_their_recipe(db, tmp_path):
 def test_status_of_a_recipe_that_is_not_in_the_schema_says_so(db, tmp_path, capsys):
     from nntransfer.cli import main
 
-    assert main(["status", str(tmp_path / "nowhere.py")]) == 1
+    assert main(["status", str(tmp_path / "nowhere.py")]) == 2  # a usage error: nothing of that name here
     assert "'nowhere' has no steps in this schema" in capsys.readouterr().err
