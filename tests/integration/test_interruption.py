@@ -106,6 +106,14 @@ def test_a_signalled_worker_gives_its_job_back_and_the_next_one_resumes_to_the_s
     runner.insert(recipe)
     worker = start("worker", str(recipe_file), "--poll", "0.2")
     wait_for(trained_an_epoch(db, recipe), worker, "a first epoch in the live-progress table")
+    if signum == signal.SIGTERM:  # what status and a notebook read while it trains
+        from nntransfer.tables.live import latest_progress, progress_history
+
+        (running,) = latest_progress(db.TransferredTrainedModel(), runner.restriction(recipe))
+        assert running["pid"] == worker.pid and running["epochs"] == 3 and running["heartbeat_age"] is not None
+        assert "validation.accuracy" in running["metrics"] and running["updated_age"] is not None
+        history = progress_history(db.TransferredTrainedModel(), running)
+        assert history["epoch"][0] == 1 and len(history["validation.accuracy"]) == len(history["epoch"])
     worker.send_signal(signum)
     output, _ = worker.communicate(timeout=120)
     assert worker.returncode == 128 + signum, output
