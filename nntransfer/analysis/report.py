@@ -12,6 +12,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from ..steps import STEP_KEY_FIELDS
+from ..tables.membership import restriction
 from ..serialization import output_from_json
 from ..tables.pruning import PRUNED
 from .results import RECEIVED_LABELS
@@ -74,11 +75,12 @@ def _flat_config(config) -> dict:
 def _states(recipe, table, rows: dict) -> dict:
     """``{step id: (state, error message)}`` of the recipe's steps that are not done."""
     keys = recipe.steps()
+    members = restriction(table, recipe.name)  # the stored recipe: a join, not a list of its keys
     jobs = {}
     if table.jobs.is_declared:
-        for job in (table.jobs & keys).to_dicts():
+        for job in table.jobs.restrict(members, semantic_check=False).to_dicts():
             jobs[step_id(job)] = (job["status"], job.get("error_message") or "")
-    ready = {step_id(plan): bool(plan["ready"]) for plan in (table.plan_table() & keys).proj("ready").to_dicts()}
+    ready = {step_id(plan): bool(plan["ready"]) for plan in (table.plan_table() & members).proj("ready").to_dicts()}
     states = {}
     for key in keys:
         step = step_id(key)
@@ -99,7 +101,7 @@ def _states(recipe, table, rows: dict) -> dict:
 def recipe_results(recipe, table) -> list[StepResult]:
     """Every step of every chain and seed of ``recipe``, with its row from ``table`` when done, and its state."""
     rows = {}
-    for row in (table & recipe.steps()).to_dicts():
+    for row in (table & restriction(table, recipe.name)).to_dicts():
         row["output"] = output_from_json(row["output"])
         rows[step_id(row)] = row
     states = _states(recipe, table, rows)
