@@ -142,6 +142,7 @@ def test_past_the_reconnect_bound_the_state_is_kept_locally_and_the_next_worker_
         assert again.finish() == 0, again.output
         assert "trained 1 steps, 0 errors" in again.output
         assert "epoch 1/3" not in again.output, again.output  # resumed after the kept checkpoint, not from scratch
+        assert "resumed from the checkpoint written after epoch 3" in again.output
         assert not any(path.exists() for path in kept)
         assert cli_json(env, "status", str(recipe))["total"]["done"] == 1
     finally:

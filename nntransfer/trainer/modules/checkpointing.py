@@ -34,6 +34,7 @@ Where checkpoints go, in this order of precedence:
   in that folder.
 """
 
+import logging
 import math
 import time
 
@@ -42,6 +43,8 @@ from nntransfer.trainer.checkpoints import LocalCheckpointStore
 from nntransfer.trainer.module import MainLoopModule
 from nntransfer.trainer.objective import resolve_maximize
 from nntransfer.trainer.randomness import capture_rng, data_generators, restore_rng
+
+log = logging.getLogger("nntransfer.trainer")
 
 AUTO_INTERVAL = 30.0
 """Seconds between "last" checkpoints of a module added for a ``cb``'s checkpoint store."""
@@ -110,6 +113,9 @@ class Checkpointing(MainLoopModule):
         if payload is not None:
             self.restore(state, payload)
             self.resumed_from = payload["epoch"]
+            partial = payload.get("partial")
+            log.info("resumed from the checkpoint written after epoch %d%s", payload["epoch"],
+                     f" and {partial['batches']} batches of epoch {payload['epoch'] + 1}" if partial else "")
 
     def post_epoch(self, state):
         tags = []
