@@ -19,6 +19,11 @@ from ..settings import Settings, load_settings, note_embedded_host
 
 log = logging.getLogger(__name__)
 
+# DataJoint 2 warns on every connection to MariaDB that its support is best-effort.
+# nntransfer is tested on MariaDB; a warning per connection (workers open one per
+# job for their heartbeat) would bury the messages that matter, so it is not shown.
+warnings.filterwarnings("ignore", message="MariaDB is not officially supported by DataJoint", category=UserWarning)
+
 STORE_MODES = {"private": (0o700, 0o600), "group": (0o2770, 0o660)}
 """Folder and file modes of a folder store, by ``NNTRANSFER_STORE_MODE``."""
 
