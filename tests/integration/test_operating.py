@@ -48,6 +48,11 @@ def fresh_schema(nt_schema):
         dj.Schema(name, connection=nt_schema.connection, create_schema=False, create_tables=False).drop(prompt=False)
 
 
+def unexpected(stderr: str) -> list:
+    """What -q let through besides the one warning a server without a shared store rightly gives."""
+    return [line for line in stderr.splitlines() if "No DataJoint store 'nntransfer' is configured" not in line]
+
+
 def test_run_records_failures_and_the_report_commands_read_them_in_every_format(fresh_schema, tmp_path):
     recipe = tmp_path / "ops.py"
     recipe.write_text(RECIPE)
@@ -67,7 +72,7 @@ def test_run_records_failures_and_the_report_commands_read_them_in_every_format(
     assert csv_status[0] == "step,done,running,pending,blocked,error,pruned" and csv_status[-1].startswith("all,2,")
 
     errors = cli("-q", "errors", str(recipe), "--schema", fresh_schema)  # -q before the command
-    assert errors.returncode == 0 and errors.stderr == "", errors.stderr
+    assert errors.returncode == 0 and unexpected(errors.stderr) == [], errors.stderr
     assert "chain 'bad' transfer step 0, seed 3: ValueError: the data has no column 'label'" in errors.stdout
     assert "raise ValueError" in errors.stdout  # the tail of the traceback
     listed = json.loads(cli("errors", str(recipe), "--schema", fresh_schema, "--format", "json").stdout)
@@ -177,11 +182,14 @@ def test_one_log_handler_on_stderr_and_no_warnings_about_the_librarys_own_column
     assert "Native type" not in result.stderr and "Native type" not in result.stdout
     assert result.stdout.splitlines()[0].startswith("trained ")  # nothing but results on stdout
     banners = [line for line in result.stderr.splitlines() if "DataJoint" in line and "connected" in line]
-    assert banners and len(banners) == len(set(banners)), result.stderr  # DataJoint's lines once, on stderr
+    # DataJoint's lines come once, through our handler: none in DataJoint's own "[date] ..." format
+    # (a worker connects once per job for its heartbeat, so equal lines of one second are fine)
+    assert banners and not any(line.startswith("[") for line in result.stderr.splitlines()), result.stderr
+    assert "DataJoint" not in result.stdout
     assert "2 of 4 steps done" in result.stderr  # the overall progress line
     log_file = tmp_path / "worker.log"
     quiet = cli("status", str(recipe), "--schema", fresh_schema, "-q", "--log-file", str(log_file))
-    assert quiet.returncode == 0 and quiet.stderr == "" and log_file.exists()
+    assert quiet.returncode == 0 and unexpected(quiet.stderr) == [] and log_file.exists()
 
 
 def test_a_deleted_row_populated_again_stores_its_new_weights_and_gc_takes_the_old_file(db, capsys):
