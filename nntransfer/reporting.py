@@ -11,6 +11,7 @@ table: ``nntransfer errors RECIPE``).  :func:`report_done` logs the overall
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from .errors import JobTakenOver
@@ -71,3 +72,18 @@ def report_done(recipe_name: str, counts) -> None:
     """Log ``<recipe>: k of n steps done`` from a status's counts."""
     total, done = sum(counts["total"].values()), counts["total"]["done"]
     log.info("%s: %d of %d steps done", recipe_name, done, total)
+
+
+@contextlib.contextmanager
+def failures_reported_here():
+    """Within the block DataJoint does not log a failed make itself: :func:`report_failures` says it once, by name."""
+    logger = logging.getLogger("datajoint")
+
+    def keep(record) -> bool:
+        return not isinstance(record.msg, BaseException)
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .configs import Experiment, TransferExperiment
 from .errors import ConfigError, DatabaseUnreachable
-from .reporting import StepLabels, report_done, report_failures
+from .reporting import StepLabels, failures_reported_here, report_done, report_failures
 from .resolve import allow_packages, import_module
 from .tables.membership import RECIPE_NAME_LENGTH
 from .tables.reconnect import is_connection_error, wait_for_database
@@ -175,7 +175,7 @@ def run(recipe: Recipe, table=None, max_rounds: int = 1000) -> dict:
     table = _table(table)
     insert(recipe, table)
     labels = StepLabels(recipe)
-    with interrupt.handling_signals(), _labelled(table, labels):
+    with interrupt.handling_signals(), _labelled(table, labels), failures_reported_here():
         result = populate_all(table, restriction(recipe, table), plan=False, reserve_jobs=True, suppress_errors=True,
                               max_rounds=max_rounds)
     report_failures(result["error_list"], labels)
@@ -230,7 +230,7 @@ def work(recipe: Recipe, table=None, orphan_timeout: float = DEFAULT_ORPHAN_TIME
     table.heartbeat_interval = min(30.0, orphan_timeout / 4) if orphan_timeout > 0 else 30.0
     labels = StepLabels(recipe)
     counts = {"trained": 0, "errors": 0}
-    with interrupt.handling_signals(), _labelled(table, labels):
+    with interrupt.handling_signals(), _labelled(table, labels), failures_reported_here():
         while True:
             try:
                 return _work(recipe, table, counts, labels, orphan_timeout, poll, max_idle)

@@ -186,6 +186,7 @@ def test_one_log_handler_on_stderr_and_no_warnings_about_the_librarys_own_column
     # (a worker connects once per job for its heartbeat, so equal lines of one second are fine)
     assert banners and not any(line.startswith("[") for line in result.stderr.splitlines()), result.stderr
     assert "DataJoint" not in result.stdout
+    assert result.stderr.count("the data has no column") == 1, result.stderr  # the failed step, once
     assert "2 of 4 steps done" in result.stderr  # the overall progress line
     log_file = tmp_path / "worker.log"
     quiet = cli("status", str(recipe), "--schema", fresh_schema, "-q", "--log-file", str(log_file))
@@ -227,3 +228,26 @@ def test_a_deleted_row_populated_again_stores_its_new_weights_and_gc_takes_the_o
     (remaining,) = Path(folder).iterdir()
     assert remaining not in first_file
     assert all(torch.equal(second[name], tensor) for name, tensor in table.fetch_state_dict(key).items())
+
+
+def test_status_watch_prints_again_until_ctrl_c(nt_schema, tmp_path):
+    import signal
+    import time
+
+    from nntransfer import runner
+
+    recipe = tmp_path / "watched.py"
+    recipe.write_text(RECIPE)
+    runner.insert(runner.load_recipe(str(recipe)))
+    output = tmp_path / "watch.txt"
+    with open(output, "w") as stdout:
+        watching = subprocess.Popen([sys.executable, "-m", "nntransfer.cli", "status", str(recipe), "--watch", "0.2"],
+                                    stdout=stdout, stderr=subprocess.STDOUT, env={**os.environ})
+        deadline = time.monotonic() + 300
+        while output.read_text().count("Ctrl-C stops") < 2 and time.monotonic() < deadline:
+            assert watching.poll() is None, output.read_text()
+            time.sleep(0.2)
+        watching.send_signal(signal.SIGINT)
+        assert watching.wait(timeout=60) == 0
+    printed = output.read_text()
+    assert printed.count("step      done") >= 2 and "Traceback" not in printed, printed
