@@ -137,7 +137,9 @@ def start(pgdata: Path, timeout: float = 120) -> ServerInfo:
                 _check_reachable(home, user)
                 if not (pgdata / "PG_VERSION").is_file():
                     _initialise(pgdata, user)
-                    log.info("created a new embedded database in %s", pgdata)
+                    # a warning, so a notebook (which shows no INFO) sees it too: a new database where one
+                    # was expected means the home was not the one meant (see nntransfer.settings.find_home)
+                    log.warning("created a new embedded database in %s", pgdata)
                 _launch(pgdata, _socket_folder(pgdata, user), user, timeout)
                 log.info("started the embedded PostgreSQL server of %s; it keeps running for other commands, "
                          "notebooks and workers (`nntransfer db stop` stops it)", pgdata.parent)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import signal
 from typing import Any
 
 from ..builder import get_data, get_model, get_trainer
@@ -297,6 +298,10 @@ class TrainingMixin(SafeRestriction):
         try:
             with interrupt.handling_signals():
                 return super().populate(*restrictions, **kwargs)
+        except SystemExit as stop:  # DataJoint's own SIGTERM handler, active between two keys: nothing was held
+            if str(stop) != "SIGTERM received":
+                raise
+            raise interrupt.Interrupted("SIGTERM received between two jobs", signal.SIGTERM) from None
         finally:
             stored, self._stored_checkpoints = self._stored_checkpoints, ()
             for key, paths in stored:
