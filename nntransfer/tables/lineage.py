@@ -17,9 +17,11 @@ RECEIVED_TEXT = {
     "": "nothing (first step)",
     "model_state": "the previous model state",
     "transfer_data": "the previous step's generated data",
+    "state_and_data": "the previous model state and generated data",
     None: "-",
 }
-HANDS_ON_TEXT = {"model_state": "its model state", "transfer_data": "its generated data"}
+HANDS_ON_TEXT = {"model_state": "its model state", "transfer_data": "its generated data",
+                 "state_and_data": "its model state and generated data"}
 
 
 def step_names(item: dict) -> str:
