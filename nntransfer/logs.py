@@ -17,8 +17,10 @@ epoch, one line per failed step); ``-v`` adds DataJoint's INFO lines;
 'integer' is used in attribute 'seed'" warnings while the library declares
 its job tables: DataJoint copies the key columns of a table into its job
 table with their SQL types and then warns about its own declaration.
-Notebooks are left alone: without :func:`configure` nothing here changes
-DataJoint's logging.
+DataJoint warns that it falls back to a connection without SSL at every
+connection it makes (a worker makes one per job for its heartbeat); the
+command line shows that warning once.  Notebooks are left alone: without
+:func:`configure` nothing here changes DataJoint's logging.
 """
 
 from __future__ import annotations
@@ -97,6 +99,23 @@ def adopt_datajoint() -> None:
         logger.removeHandler(handler)
     logger.setLevel(_configured["others"])
     logger.propagate = True
+    if not any(isinstance(f, _OnceOnly) for f in logger.filters):
+        logger.addFilter(_OnceOnly("SSL connection failed"))
+
+
+class _OnceOnly(logging.Filter):
+    """Lets the first record that starts with ``prefix`` through, and drops the repeats."""
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+        self.seen = False
+
+    def filter(self, record) -> bool:
+        if not str(record.msg).startswith(self.prefix):
+            return True
+        seen, self.seen = self.seen, True
+        return not seen
 
 
 _NATIVE_TYPE = re.compile(r"^Native type '[a-z ]+' is used in attribute '\w+'\. Consider using a core DataJoint type")
