@@ -33,6 +33,7 @@ from .recipes import (
 DEFAULT_SCHEMA = "nntransfer"
 
 log = logging.getLogger(__name__)
+_announced: dict = {}
 
 
 def schema_name_of(schema_name: str | None = None) -> str:
@@ -76,7 +77,9 @@ def activate(schema_name: str | None = None, *, create_tables: bool = True, must
             if create_tables:
                 TrainedModel().jobs
                 TransferredTrainedModel().jobs
-    log.info("%s %r on the %s", "created schema" if name not in existing else "schema", name, target)
+    if name not in existing or _announced.get("schema") != (name, target):  # said once, not at every activate
+        log.info("%s %r on the %s", "created schema" if name not in existing else "schema", name, target)
+        _announced["schema"] = (name, target)
     return schema
 
 
