@@ -138,7 +138,9 @@ def test_past_the_reconnect_bound_the_state_is_kept_locally_and_the_next_worker_
         assert kept, worker.output  # the trained state, on this machine
 
         server.start()
-        again = Worker(recipe, env)
+        # the first worker could not give its job back while the server was down:
+        # the next one takes it over once its heartbeat is older than the orphan timeout
+        again = Worker(recipe, env, "--orphan-timeout", "3")
         assert again.finish() == 0, again.output
         assert "trained 1 steps, 0 errors" in again.output
         assert "epoch 1/3" not in again.output, again.output  # resumed after the kept checkpoint, not from scratch
