@@ -60,15 +60,39 @@ def allowed_packages() -> tuple:
 
 def check_allowed(path: str, kind: str = "name") -> None:
     """Raise :class:`UntrustedFunctionError` unless ``path`` lies in an allowed package."""
+    check_all_allowed({kind: path})
+
+
+def check_all_allowed(names: dict) -> None:
+    """:func:`check_allowed` for several names (``{kind: path}``) at once: one error names every package to allow.
+
+    A worker that meets an entry of a notebook's own package learns there
+    exactly what to set, for the dataset, model and trainer functions together.
+    """
     allowed = allowed_packages()
-    if isinstance(path, str) and any(path == prefix or path.startswith(prefix + ".") for prefix in allowed):
+    refused = {kind: path for kind, path in names.items()
+               if not (isinstance(path, str) and any(path == p or path.startswith(p + ".") for p in allowed))}
+    if not refused:
         return
-    top = path.split(".")[0] if isinstance(path, str) else path
+    named = ", ".join(f"{kind} {path!r}" for kind, path in refused.items())
+    in_main = [path for path in refused.values() if isinstance(path, str) and path.split(".")[0] == "__main__"]
+    if in_main:
+        raise UntrustedFunctionError(
+            f"{named}: {in_main[0]!r} was defined in a notebook or script (module '__main__'), which no other "
+            "process can import, workers included. Move the function into a module of a package (e.g. "
+            "mylab/functions.py), import it from there and add the entry again."
+        )
+    tops = list(dict.fromkeys(str(path).split(".")[0] for path in refused.values()))
+    listed = [name for name in re.split(r"[,\s]+", os.environ.get(ALLOWED_ENV, "")) if name]
+    setting = ",".join(dict.fromkeys(tops + listed))
+    plural = "packages" if len(tops) > 1 else "package"
     raise UntrustedFunctionError(
-        f"{kind} {path!r} is not in an allowed package ({', '.join(allowed)}). Names stored in the database are "
-        "imported and run by every worker, so only packages the deployment trusts may be named. If you trust "
-        f"{top!r}, allow it: {ALLOWED_ENV}={top} in the environment of every process (workers included), or "
-        f"nntransfer.allow_packages({top!r}) in this one."
+        f"{named} {'are' if len(refused) > 1 else 'is'} not in an allowed package ({', '.join(allowed)}). Names "
+        "stored in the database are imported and run by every worker, so only packages the deployment trusts may "
+        f"be named. If you trust the {plural} {', '.join(map(repr, tops))}, set {ALLOWED_ENV}={setting} in the "
+        "environment of every process that trains or loads these entries (workers included; the package must "
+        "be importable there too: installed, or its folder on PYTHONPATH), or call "
+        f"nntransfer.allow_packages({', '.join(map(repr, tops))}) in this one."
     )
 
 

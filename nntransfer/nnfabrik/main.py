@@ -128,6 +128,10 @@ class _NnfabrikConfigTable(ConfigTable):
         kind = self.kind
         if callable(fn):
             fn = f"{fn.__module__}.{fn.__qualname__}"
+            if fn.startswith("__main__."):
+                warnings.warn(f"{fn} is defined in this notebook or script: only this process can train or load "
+                              "its entries (no other process can import '__main__'); move it into a module to "
+                              "train it with workers.")
         if isinstance(fn, str) and "." in fn:
             allow_packages(fn.split(".")[0])  # named here by the user: trusted in this process
         self.resolve_fn(fn)

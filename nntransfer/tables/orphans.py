@@ -11,8 +11,8 @@ committing the row that references it leaves that file too.
 
 * artifact files in a table's folder that no storage row references;
 * checkpoint rows of keys that can no longer be trained (their plan or
-  configs were deleted) and are not done, or that are done while the table
-  does not keep checkpoints;
+  configs were deleted) and are not done, or that are done while neither
+  the table nor the trainer config keeps checkpoints;
 * checkpoint files that no checkpoint row references;
 * temporary files of interrupted writes.
 
@@ -105,7 +105,7 @@ def collect(tables, store, *, grace: float = DEFAULT_GRACE_S, remove: bool = Fal
                 referenced.add(row["checkpoint"])
                 continue
             planned, done = _is_planned_or_done(table, row["trained_key"])
-            if (not planned and not done) or (done and not table.keep_checkpoints):
+            if (not planned and not done) or (done and not table.keeps_checkpoints(row["trained_key"])):
                 doomed_rows.append(row)
                 forced.add(row["checkpoint"])
             else:

@@ -50,6 +50,8 @@ _HASH = re.compile(r"[0-9a-f]{32}")
 SIDE_OPTIONS = {"transfer_from": ("seed", "collapsed_history"), "transfer_to": ("seed",)}
 """Fields a side may hold besides the configs it changes, to continue only some chains."""
 _FN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+_PLAN_COLUMNS = {"transfer_step", "collapsed_history", "data_transfer", "prev_collapsed_history", "ready"}
+"""Columns that mark a transfer table's plan (see :mod:`nntransfer.tables.transfer`)."""
 
 _RECIPE_DEFINITION = """
     # {comment}
@@ -140,10 +142,12 @@ class TransferRecipe(SafeRestriction):
                 "itself, a cycle. Change at least one config."
             )
         siblings = [cls() for cls in self.recipe_group] or recipe_tables()
-        if transfer_step > 1 and not any(recipe & {"transfer_step": transfer_step - 1} for recipe in siblings):
+        if (transfer_step > 1 and not any(recipe & {"transfer_step": transfer_step - 1} for recipe in siblings)
+                and not self._steps_planned(transfer_step - 1, transfer_from)):
             raise TransferError(
-                f"{name}: no recipe plans step {transfer_step - 1}, so step {transfer_step} could never run; "
-                f"add the recipe for step {transfer_step - 1} first."
+                f"{name}: no recipe plans step {transfer_step - 1} and no transfer table has a step "
+                f"{transfer_step - 1} that transfer_from {transfer_from} matches, so step {transfer_step} could "
+                f"never run; add the recipe for step {transfer_step - 1} first (or plan or import those steps)."
             )
         if "seed" in transfer_to and transfer_from.get("seed", transfer_to["seed"]) != transfer_to["seed"]:
             raise ConfigError(f"{name}: transfer_to's seed {transfer_to['seed']} differs from transfer_from's "
@@ -166,6 +170,24 @@ class TransferRecipe(SafeRestriction):
         self.insert1({**key, "data_transfer": data_transfer, "transfer_from": transfer_from,
                       "transfer_to": transfer_to, "recipe_comment": comment[:256]}, skip_duplicates=True)
         return key
+
+    def _steps_planned(self, step: int, transfer_from: dict) -> bool:
+        """Whether a transfer table planned a step ``step`` on this recipe's configs that ``transfer_from`` matches.
+
+        Steps imported by ``nntransfer import-nnfabrik`` or planned as whole
+        chains (``plan_chain``, the runner) came without a recipe; a recipe
+        may continue them.  Transfer tables are found by their plan tables,
+        which reference the config tables (in any schema).
+        """
+        configs = self.config_table(self.kinds[0])()
+        dependencies = configs.connection.dependencies
+        dependencies.clear()  # a plan table another process declared since the graph was read counts too
+        dependencies.load_all_downstream()
+        for name in configs.children():
+            plan = dj.FreeTable(configs.connection, name)
+            if _PLAN_COLUMNS <= set(plan.heading.names) and plan & {"transfer_step": step} & transfer_from:
+                return True
+        return False
 
     def _check_side(self, side, name):
         expected = {f"{kind}_{part}" for kind in self.kinds for part in ("fn", "hash")}

@@ -46,7 +46,7 @@ from ..serialization import (
     transfer_data_to_bytes,
 )
 from ..errors import DatabaseError, JobTakenOver, TrainingPruned
-from ..resolve import stored_names
+from ..resolve import check_all_allowed, stored_names
 from ..progress_display import EpochDisplay
 from ..trainer import interrupt
 from . import checkpoint_protocol
@@ -195,7 +195,8 @@ class TrainingMixin(SafeRestriction):
     step receives from earlier steps) and ``extra_row_fields``.
     """
 
-    keep_checkpoints = False  # keep a finished training's checkpoints (removed by default)
+    keep_checkpoints = False
+    """Keep every finished training's checkpoints (removed by default); see :meth:`keeps_checkpoints`."""
     heartbeat_interval = 30.0
     """Seconds between renewals of a held job (the runner sets a quarter of its orphan timeout)."""
     jobs = WorkerJobsDescriptor()
@@ -218,6 +219,7 @@ class TrainingMixin(SafeRestriction):
             dataset, (model_fn, model_config, model_comment), trainer = (
                 table().get_entry(key) for table in (self.dataset_table, self.model_table, self.trainer_table)
             )
+            check_all_allowed({"dataset_fn": dataset[0], "model_fn": model_fn, "trainer_fn": trainer[0]})
             model_config = split_table_options(model_fn, "model", model_config)[0]
         return dataset, (model_fn, model_config, model_comment), trainer, self.fetch_inputs(key)
 
@@ -279,7 +281,7 @@ class TrainingMixin(SafeRestriction):
             if "transfer_data" in artifacts:
                 self.TransferData.insert1({**key, **artifacts["transfer_data"]})
             self.on_stored(key)
-            stale = [] if self.keep_checkpoints else self.checkpoint_store(key).detach()
+            stale = [] if self.keeps_checkpoints(key) else self.checkpoint_store(key).detach()
         except BaseException:
             self._remove_artifacts(key, artifacts)
             raise
@@ -370,6 +372,19 @@ class TrainingMixin(SafeRestriction):
 
     def on_stored(self, key: dict) -> None:
         """Called in the transaction that stores ``key`` (transfer tables flag the next steps ready)."""
+
+    def keeps_checkpoints(self, key: dict) -> bool:
+        """Whether the checkpoints of ``key``'s training stay once its result is stored.
+
+        Yes when the table sets ``keep_checkpoints``, or, as nnfabrik's
+        checkpoint templates decided it, when the trainer config of ``key``
+        holds a true ``keep_checkpoints`` (the config reaches the trainer
+        function as given, so a trainer taking ``**config`` sees it too).
+        """
+        if self.keep_checkpoints:
+            return True
+        config = self.trainer_table().get_config(key)[1]
+        return isinstance(config, dict) and bool(config.get("keep_checkpoints"))
 
     def checkpoint_store(self, key: dict):
         """The database checkpoints of the training of ``key``."""

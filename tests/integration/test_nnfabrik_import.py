@@ -149,6 +149,24 @@ def test_transfer_chains_keep_their_history_and_can_be_continued(legacy, importe
     assert continued["collapsed_history"] == make_hash(step1) and continued["received"] == "model_state"
 
 
+def test_a_recipe_continues_an_imported_chain_that_no_recipe_planned(legacy, imported):
+    from nntransfer.nnfabrik.main import my_nnfabrik
+    from nntransfer.nnfabrik.templates.transfer.recipes import DatasetTransferRecipe
+
+    module = imported["module"]
+    lab = my_nnfabrik(imported["target"], additional_tables=(DatasetTransferRecipe,), use_common_fabrikant=False,
+                      use_common_seed=False)
+    step1 = legacy["steps"][1]
+    smaller = module.Dataset().add_entry(f"{FNS}.digits_dataset_fn", {"batch_size": 16}, skip_duplicates=True)
+    lab.DatasetTransferRecipe().add_entry(transfer_from={name: step1[name] for name in ("dataset_fn", "dataset_hash")},
+                                          transfer_to=smaller, transfer_step=2)  # no recipe planned step 1
+    table = module.TransferredTrainedModel
+    table.transfer_recipe = [lab.DatasetTransferRecipe()]
+    table.populate("transfer_step=2")
+    continued = (table & {**smaller, "transfer_step": 2}).fetch1()
+    assert continued["collapsed_history"] == make_hash(step1) and continued["received"] == "model_state"
+
+
 def test_importing_again_changes_nothing_also_from_the_command_line(legacy, imported):
     module = imported["module"]
     counts = {name: len(getattr(module, name)()) for name in ("Dataset", "TrainedModel", "TransferredTrainedModel")}

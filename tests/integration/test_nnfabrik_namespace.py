@@ -336,3 +336,55 @@ def test_the_users_call_back_is_called_and_one_schema_never_mixes_hashings(nnf):
     with pytest.raises(DatabaseError, match="keys its rows with nnfabrik hashes"):
         canonical().add_entry(dataset_fn=DATA, dataset_config={"batch_size": 16})
     assert len(nnf.Dataset & {"dataset_hash": make_hash({"batch_size": 16})}) == 0
+
+
+def test_checkpoints_stay_after_training_when_the_trainer_config_says_keep_checkpoints(nnf):
+    from nntransfer.nnfabrik.templates.checkpoint import TrainedModelChkptBase, my_checkpoint
+    from nntransfer.tables.orphans import collect
+    from nntransfer.tables.trained import artifact_store
+
+    Checkpoint = my_checkpoint(nnf)
+
+    @nnf.schema
+    class KeptChkpt(TrainedModelChkptBase):
+        table_comment = "checkpoints kept as the trainer config says"
+        nnfabrik = nnf
+        checkpoint_table = Checkpoint
+
+    key = _tutorial_entries(nnf)
+    kept, removed = ({**key, **nnf.Trainer().add_entry(f"{FNS}.chkpt_trainer_fn", {"epochs": 2, "keep_checkpoints": keep},
+                                                       skip_duplicates=True)} for keep in (True, False))
+    KeptChkpt.populate([kept, removed])
+    assert len(KeptChkpt & [kept, removed]) == 2
+    left = (Checkpoint & {"target": KeptChkpt.full_table_name}).to_arrays("trained_key")
+    assert left and all(trained["trainer_hash"] == kept["trainer_hash"] for trained in left)
+    assert not collect([KeptChkpt()], artifact_store()).checkpoint_rows  # gc keeps them too
+
+
+def test_a_recipe_continues_steps_that_no_recipe_planned(fresh_nnf):
+    """Steps planned as a whole chain (or imported by nntransfer import-nnfabrik) have no recipe; a recipe continues them."""
+    nnf = fresh_nnf
+    from nntransfer.errors import TransferError
+    from nntransfer.nnfabrik.templates.transfer import TransferredTrainedModelBase
+    from nntransfer.steps import collapse_history
+
+    @nnf.schema
+    class TransferredTrainedModel(TransferredTrainedModelBase):
+        nnfabrik = nnf
+
+    step0 = {**_tutorial_entries(nnf), "transfer_step": 0, "collapsed_history": "", "data_transfer": 0}
+    flipped = nnf.Dataset().add_entry(DATA, dict(batch_size=64, apply_augmentation=True))
+    step1 = {**step0, **flipped, "transfer_step": 1, "collapsed_history": collapse_history("", step0, "nnfabrik")}
+    TransferredTrainedModel().plan_chain([step0, step1])
+    TransferredTrainedModel.populate(plan=False)
+    TransferredTrainedModel.populate(plan=False)
+    longer = nnf.Trainer().add_entry(TRAIN, dict(epochs=2))
+    transfer_from = {"trainer_fn": TRAIN, "trainer_hash": step1["trainer_hash"]}
+    nnf.TrainerTransferRecipe().add_entry(transfer_from=transfer_from, transfer_to=longer, transfer_step=2)
+    TransferredTrainedModel.transfer_recipe = [nnf.TrainerTransferRecipe()]
+    TransferredTrainedModel.populate("transfer_step=2")
+    continued = (TransferredTrainedModel & "transfer_step=2").fetch1()
+    assert continued["collapsed_history"] == collapse_history(step1["collapsed_history"], step1, "nnfabrik")
+    assert continued["received"] == "model_state" and continued["trainer_hash"] == longer["trainer_hash"]
+    with pytest.raises(TransferError, match="no recipe plans step 3 and no transfer table has a step 3"):
+        nnf.TrainerTransferRecipe().add_entry(transfer_from=longer, transfer_to=transfer_from, transfer_step=4)

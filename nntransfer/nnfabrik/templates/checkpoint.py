@@ -3,10 +3,12 @@
 nnfabrik's checkpoint protocol (``cb(uid=..., epoch=..., model=...,
 state={"action": "save" | "last" | "best", ...})``) is answered by the ``cb``
 of every nntransfer table (:mod:`nntransfer.tables.checkpoint_protocol`),
-into nntransfer's checkpoint table; a finished training's checkpoints are
-removed, unless the table sets ``keep_checkpoints = True``.  So
-``TrainedModelChkptBase`` is ``TrainedModelBase`` with nnfabrik's attribute
-names, and ``my_checkpoint`` returns that checkpoint table.
+into nntransfer's checkpoint table.  As in nnfabrik, a finished training's
+checkpoints are removed unless its trainer config holds
+``keep_checkpoints=True`` (or the table sets ``keep_checkpoints = True``,
+which keeps those of every training).  So ``TrainedModelChkptBase`` is
+``TrainedModelBase`` with nnfabrik's attribute names, and ``my_checkpoint``
+returns that checkpoint table.
 """
 
 from __future__ import annotations
