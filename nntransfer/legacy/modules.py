@@ -23,9 +23,17 @@ extras; the ``loss`` a module receives starts at zero and what it adds joins
 the loop's loss (which is computed again when a module replaced outputs or
 targets); ``shared_memory["break_epoch"]`` ends the epoch.
 ``tracker.log_objective(value, (mode, name, key))`` sums per phase and
-records ``<phase>.<name>.<key>`` per epoch, divided by the group's
-``normalization`` when one is logged.  A ``pre_forward`` must hand back the
-model it was given: this loop calls the model itself.
+records ``<phase>.<name>.<key>``, divided by the group's ``normalization``
+when one is logged: a training pass's values per epoch in the history; a
+validation or test pass's with the loop's own metrics of that pass, so the
+final evaluation's (sinzlab's ``test_final_model``) land in the output's
+``final``, as sinzlab's trainer returned its tracker with the ``"Test"``
+entries.  An evaluation pass ends (``post_epoch``, then its values are
+handed over) at its last batch, which the loader's length tells; a pass over
+a loader without length ends when the next phase starts, too late for the
+final evaluation's values, so give such loaders a ``__len__``.  A
+``pre_forward`` must hand back the model it was given: this loop calls the
+model itself.
 """
 
 from __future__ import annotations
@@ -34,10 +42,12 @@ import torch
 
 from nntransfer.errors import ConfigError, ModuleRequirementError
 from nntransfer.resolve import import_dotted
+from nntransfer.trainer.batches import count_batches
 from nntransfer.trainer.control import StopEpoch
 from nntransfer.trainer.module import MainLoopModule
 
 MODES = {"train": "Training", "validation": "Validation", "test": "Test"}
+PHASES = {mode: phase for phase, mode in MODES.items()}
 
 
 class _Config:
@@ -71,7 +81,12 @@ class _Tracker:
         value = value.item() if hasattr(value, "item") else value
         self.sums[keys] = self.sums.get(keys, 0.0) + float(value)
 
-    def flush(self, state) -> None:
+    def flush(self, state, in_pass: bool = False) -> None:
+        """Hand the sums to ``state``; ``in_pass``: at the end of the evaluation pass of ``state.phase``.
+
+        There the values of that phase join the pass's metrics (the loop
+        reads them when the pass ends); all others are logged for the epoch.
+        """
         groups = {}
         for keys, total in self.sums.items():
             groups.setdefault(keys[:-1], {})[keys[-1]] = total
@@ -79,8 +94,12 @@ class _Tracker:
             norm = values.pop("normalization", None)
             for name, total in values.items():
                 mode, *rest = group + (name,)
-                phase = {v: k for k, v in MODES.items()}.get(mode, str(mode).lower())
-                state.log(".".join([phase, *map(str, rest)]), total / norm if norm else total)
+                phase = PHASES.get(mode, str(mode).lower())
+                value = total / norm if norm else total
+                if in_pass and phase == state.phase:  # [total, normalization]: exact over the ranks of a DDP run
+                    state.accumulate(".".join(map(str, rest)), value, norm or 1.0)
+                else:
+                    state.log(".".join([phase, *map(str, rest)]), value)
         self.sums.clear()
 
 
@@ -111,6 +130,7 @@ class LegacyModules(MainLoopModule):
         self.tracker = _Tracker()
         self.instances = []
         self.mode = None
+        self.left = None  # batches left in the evaluation pass in progress (None: training, or not known)
         self.shared = {}
 
     @classmethod
@@ -131,16 +151,20 @@ class LegacyModules(MainLoopModule):
             return
         self._leave(state)
         self.mode = mode
+        evaluating = mode != MODES["train"] and state.phase in state.loaders
+        self.left = count_batches(state.loaders[state.phase]) if evaluating else None
         for module in self.instances:
             module.pre_epoch(state.model, mode)
 
-    def _leave(self, state):
+    def _leave(self, state, in_pass: bool = False):
+        """End the old modules' pass: their ``post_epoch``, then the tracker's sums (see :meth:`_Tracker.flush`)."""
         if self.mode is None:
             return
         for module in self.instances:
             module.post_epoch(state.model)
-        self.tracker.flush(state)
+        self.tracker.flush(state, in_pass)
         self.mode = None
+        self.left = None
 
     def pre_epoch(self, state):
         self._enter(state, "Training")
@@ -157,6 +181,8 @@ class LegacyModules(MainLoopModule):
                     "so a module may change the inputs but must hand back the model it was given."
                 )
         if self.shared.get("break_epoch", False):
+            if state.phase != "train":
+                self._leave(state, in_pass=True)
             raise StopEpoch
 
     def post_forward(self, state):
@@ -171,6 +197,10 @@ class LegacyModules(MainLoopModule):
             state.outputs, state.targets = outputs, targets
             state.loss = state.loss_fn(outputs, targets)
         state.loss = state.loss + added.sum()
+        if self.left is not None:
+            self.left -= 1
+            if self.left == 0:  # the evaluation pass's last batch: end it before the loop reads its metrics
+                self._leave(state, in_pass=True)
 
     def post_backward(self, state):
         for module in self.instances:

@@ -184,4 +184,6 @@ def test_the_ported_recipe_runs_level_by_level_with_old_style_modules(lab_tables
     noisy = table.fetch_output(chain.get_restrictions(0))["history"]
     assert all(0.0 < share < 1.0 for share in noisy["train.Noise.noised"])  # about half the batches had noise
     assert all(penalty > 0 for penalty in noisy["train.Penalty.l2"])
+    final = table.fetch_output(chain.get_restrictions(0))["final"]  # sinzlab's test_final_model, recorded
+    assert final["test.Noise.noised"] == 0.0 and final["test.Penalty.l2"] > 0  # no noise outside training
     assert (lab_tables.Dataset & chain.configs[1].dataset.get_key()).fn_config[1]["batch_size"] == 32
