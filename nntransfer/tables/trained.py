@@ -104,6 +104,10 @@ class TrainingCallback:
             log.debug("training %s: %s", self.key, info)
         if self.heartbeat is not None:
             self.heartbeat.check()
+        if isinstance(info.get("state"), dict) and self.checkpoint_store is not None:
+            # nnfabrik's checkpoint protocol: cb(uid=..., epoch=..., model=..., state={"action": ...}),
+            # answered before a stop request is: the epoch just finished is saved, so a resumed run goes on after it
+            checkpoint_protocol.answer(self.checkpoint_store, info.get("epoch"), info.get("model"), info["state"])
         if interrupt.requested() and (self.epochs is None or info.get("epoch") != self.epochs):
             interrupt.raise_if_requested(f"training stopped after epoch {info.get('epoch', '?')}")
         if "epoch" in info and "state" not in info:
@@ -111,9 +115,6 @@ class TrainingCallback:
                 self.live.epoch_done(info["epoch"], info.get("metrics"))
             if self.display is not None:
                 self.display.update(info["epoch"], info.get("metrics"))
-        if isinstance(info.get("state"), dict) and self.checkpoint_store is not None:
-            # nnfabrik's checkpoint protocol: cb(uid=..., epoch=..., model=..., state={"action": ...})
-            checkpoint_protocol.answer(self.checkpoint_store, info.get("epoch"), info.get("model"), info["state"])
         if self.observer is not None:
             self.observer(self.key, **info)
 

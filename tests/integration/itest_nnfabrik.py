@@ -11,6 +11,7 @@ scikit-learn's 8x8 digits instead of MNIST, so nothing is downloaded.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -106,8 +107,9 @@ def chkpt_trainer_fn(model, dataloaders, seed, uid, cb, **config):
     It restores with ``action="last"`` before training and saves after every
     epoch.  When the file named by ``NNF_TEST_INTERRUPT`` exists it is removed
     and the run stops with an error after ``interrupt_after`` epochs, as an
-    interrupted notebook cell does; the epochs it ran are appended to the file
-    named by ``NNF_TEST_EPOCH_LOG``.
+    interrupted notebook cell does; after the epoch named by
+    ``NNF_TEST_SIGINT_AFTER`` it sends itself SIGINT (Ctrl-C) before saving;
+    the epochs it ran are appended to the file named by ``NNF_TEST_EPOCH_LOG``.
     """
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.get("lr", 0.01))
@@ -127,6 +129,8 @@ def chkpt_trainer_fn(model, dataloaders, seed, uid, cb, **config):
         if log:
             with open(log, "a") as file:
                 file.write(f"{epoch}\n")
+        if os.environ.get("NNF_TEST_SIGINT_AFTER") == str(epoch):
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, as the checkpoint notebook's reader presses it
         cb(uid=uid, epoch=epoch, model=model,
            state={"action": "save", "score": accs[-1], "maximize_score": True, "tracker": accs,
                   "optimizer": optimizer, **config.get("chkpt_options", {})})

@@ -55,6 +55,21 @@ def test_nnfabriks_checkpoint_protocol_resumes_where_the_interrupted_run_stopped
     assert len(db.Checkpoint()) == 0  # removed once the training is stored
 
 
+def test_ctrl_c_keeps_the_epoch_the_checkpointing_trainer_just_finished(db, tmp_path, monkeypatch):
+    from nntransfer.trainer.interrupt import Interrupted
+
+    log = tmp_path / "epochs"
+    monkeypatch.setenv("NNF_TEST_EPOCH_LOG", str(log))
+    monkeypatch.setenv("NNF_TEST_SIGINT_AFTER", "1")
+    key = _entries(db, trainer_fn=f"{FNS}.chkpt_trainer_fn", trainer_config={"epochs": 3})
+    with pytest.raises(Interrupted, match="after epoch 1"):
+        db.TrainedModel.populate(key, reserve_jobs=True)
+    monkeypatch.delenv("NNF_TEST_SIGINT_AFTER")
+    assert not db.TrainedModel & key and log.read_text().split() == ["0", "1"]
+    db.TrainedModel.populate(key, reserve_jobs=True)  # the job was given back, not failed
+    assert log.read_text().split() == ["0", "1", "2"]  # epoch 1 was saved before the stop: not trained again
+
+
 def test_the_protocol_keeps_the_best_and_restores_it(db):
     from nntransfer.tables import DatabaseCheckpointStore
     from nntransfer.tables.checkpoint_protocol import answer
