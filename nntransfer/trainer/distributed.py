@@ -47,6 +47,7 @@ import datetime
 import logging
 import os
 import pickle
+import sys
 import threading
 import time
 import traceback
@@ -286,17 +287,40 @@ def _train_rank(rank, world_size, backend, store, device, body, arguments, optio
     try:
         distributed = Distributed(rank, world_size, device)
         result = body(*arguments, distributed=distributed, device=str(device), **options)
-        dist.barrier()  # no rank leaves while another still reads its last messages
+        _finish_together(store, rank, world_size)
         return result
     finally:
         dist.destroy_process_group()
 
 
+def _finish_together(store, rank: int, world_size: int) -> None:
+    """Return once every rank has completed its last collective, so none closes a connection another still reads.
+
+    A barrier alone does not ensure it: a rank may leave the barrier (and
+    exit, closing its gloo sockets) while another still reads the barrier's
+    last message, which can then fail with a reset connection.  So each
+    rank also says it is done through the TCPStore (a connection of its
+    own) and waits for the others there; the barrier comes first because
+    it fails at once when a rank is gone.
+    """
+    dist.barrier()
+    store.set(f"finished/{rank}", "1")
+    store.wait([f"finished/{other}" for other in range(world_size)], datetime.timedelta(seconds=JOIN_SECONDS))
+
+
 def _rank_main(rank, world_size, backend, port, device_type, payload, threads, failures, parent):
-    """Entry of a spawned rank: train, or report the traceback to rank 0."""
+    """Entry of a spawned rank: train, or report the traceback to rank 0; then leave at once.
+
+    The rank ends with ``os._exit``, without the interpreter's teardown: its
+    work is done (rank 0 returns the result, and a failure is in the queue,
+    written before), while tearing down torch's C++ objects at exit can
+    abort the process ("terminate called without an active exception", seen
+    once on a loaded machine), which rank 0 would report as a failed rank.
+    """
     os.environ["TQDM_DISABLE"] = "1"  # progress bars are rank 0's
     threading.Thread(target=_exit_without_parent, args=(parent,), daemon=True).start()
     torch.set_num_threads(threads)
+    code = 0
     try:
         body, model, dataloaders, seed, handed_over, options = pickle.loads(payload)
         store = dist.TCPStore("127.0.0.1", port, world_size, is_master=False, timeout=TIMEOUT)
@@ -305,7 +329,10 @@ def _rank_main(rank, world_size, backend, port, device_type, payload, threads, f
                     (model, dataloaders, seed, cb), options)
     except BaseException:
         failures.put((rank, traceback.format_exc()))
-        raise SystemExit(1)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _exit_without_parent(parent: int) -> None:
