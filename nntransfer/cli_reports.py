@@ -7,7 +7,8 @@ exist, or a recipe with no steps in it, is a usage error (exit code 2) that
 says what there is instead.
 
 * ``status``: steps per transfer step and state, then one line per running
-  step with its epoch, objective, host, process and heartbeat age (from the
+  step with its epoch, objective, host, process, the GPUs its worker sees
+  (``nntransfer worker --devices``) and heartbeat age (from the
   live-progress table, :func:`nntransfer.tables.live.latest_progress`);
   ``--watch [SECONDS]`` prints it again every few seconds until Ctrl-C.
 * ``errors``: the failed steps with their message and the last lines of
@@ -73,9 +74,10 @@ def _running_lines(running: list[dict], chains: dict) -> list[str]:
         epoch = "epoch -" if entry["epoch"] is None else f"epoch {entry['epoch']}" + (
             f"/{entry['epochs']}" if entry.get("epochs") else "")
         shown = f"{name} {metrics[name]:.4g}" if name else ""
+        gpus = f"GPU {entry['devices']}" if entry.get("devices") else ""
         lines.append("  ".join(part for part in (
             f"running: {_label(entry, chains.get(index))}", epoch, shown, f"{entry['host']} pid {entry['pid']}",
-            f"heartbeat {_age(entry['heartbeat_age'])}") if part))
+            gpus, f"heartbeat {_age(entry['heartbeat_age'])}") if part))
     return lines
 
 
@@ -86,6 +88,12 @@ def _status_once(args, runner, name, table) -> int:
     if not any(counts["total"].values()):
         return _no_steps(name)
     running = latest_progress(table, runner.restriction(name, table))
+    if running:
+        from .tables.worker_devices import devices_by_process
+
+        gpus = devices_by_process()
+        for entry in running:
+            entry["devices"] = gpus.get((entry["host"], int(entry["pid"])))
     chains = _chains(table, running)
     if args.format == "json":
         payload = {"recipe": name, "schema": table.database,

@@ -47,13 +47,18 @@ def forget_devices() -> None:
     (WorkerDevice() & _me()).delete_quick()
 
 
+def devices_by_process() -> dict[tuple[str, int], str]:
+    """``{(host, pid): GPUs}`` of the worker processes that recorded theirs."""
+    return {(row["host"], int(row["pid"])): row["devices"] for row in WorkerDevice().to_dicts()}
+
+
 def running_steps(table, recipe: str) -> list[dict]:
     """The steps of ``recipe`` that workers hold now: the step's key, host, pid and GPUs (None if not recorded)."""
     held = (table.jobs & "status='reserved'").restrict(recipe_steps(table, recipe), semantic_check=False)
     rows = held.to_dicts()
     if not rows:
         return []
-    devices = {(row["host"], int(row["pid"])): row["devices"] for row in WorkerDevice().to_dicts()}
+    devices = devices_by_process()
     primary = table.plan_table().primary_key
     return [
         {**{name: row[name] for name in primary}, "host": row["host"], "pid": int(row["pid"]),

@@ -28,20 +28,24 @@ def _visible(db, recipe):
     return sorted(row["output"]["visible"] for row in rows)
 
 
-def test_one_worker_per_gpu_and_status_shows_which_gpu_runs_which_step(db, tmp_path):
-    from nntransfer import runner
+def test_one_worker_per_gpu_and_status_shows_which_gpu_runs_which_step(db, tmp_path, capsys):
+    from nntransfer import cli, runner
 
     clean(db)
     path = _recipe(tmp_path, hold=2.0)
     recipe = runner.load_recipe(str(path))
     worker = start_worker(path, "--devices", "0,1", env_extra=GPUS)
-    seen, deadline = set(), time.monotonic() + 120
-    while seen != {"GPU 0", "GPU 1"} and time.monotonic() < deadline and worker.poll() is None:
+    seen, shown, deadline = set(), set(), time.monotonic() + 120
+    while {"GPU 0", "GPU 1"} - (seen & shown) and time.monotonic() < deadline and worker.poll() is None:
         lines = runner.running(recipe).splitlines()
         seen |= {line.rsplit(", ", 1)[1] for line in lines}
+        cli.main(["status", str(path)])  # exit code 2 until the worker has inserted the recipe's steps
+        running = [line for line in capsys.readouterr().out.splitlines() if line.startswith("running:")]
+        shown |= {part for line in running for part in line.split("  ") if part.startswith("GPU ")}
         time.sleep(0.2)
     output = finish(worker)
     assert seen == {"GPU 0", "GPU 1"}, output
+    assert shown == {"GPU 0", "GPU 1"}, output  # `nntransfer status` shows the GPU of each running step
     assert set(_visible(db, recipe)) == {"0", "1"} and len(_visible(db, recipe)) == 4
     assert len(db.WorkerDevice()) == 0  # each worker removed its record when it ended
 
