@@ -133,3 +133,27 @@ def test_image_folder_of_pngs(tmp_path):
 def test_missing_image_folder_raises_data_error(tmp_path):
     with pytest.raises(DataError, match="image folder"):
         image_folder_dataset_fn(0, root=str(tmp_path / "nothing"))
+
+
+def test_every_image_dataset_takes_the_dataloader_worker_options(tmp_path):
+    """num_workers, pin_memory, persistent_workers and prefetch_factor reach each split's DataLoader."""
+    _fake_mnist(tmp_path, "MNIST")
+    _fake_mnist(tmp_path, "FashionMNIST")
+    _fake_cifar10(tmp_path)
+    _fake_cifar100(tmp_path)
+    for name in ("cat", "dog"):
+        (tmp_path / "folder" / name).mkdir(parents=True)
+        for i in range(5):
+            Image.new("RGB", (6, 6), (i, 0, 0)).save(tmp_path / "folder" / name / f"{i}.png")
+    options = dict(num_workers=1, pin_memory=True, persistent_workers=True, prefetch_factor=3, normalize=False)
+    built = {
+        "mnist": mnist_dataset_fn(0, root=str(tmp_path), validation_fraction=0.2, **options),
+        "fashion_mnist": fashion_mnist_dataset_fn(0, root=str(tmp_path), validation_fraction=0.2, **options),
+        "cifar10": cifar10_dataset_fn(0, root=str(tmp_path), validation_fraction=0.2, **options),
+        "cifar100": cifar100_dataset_fn(0, root=str(tmp_path), validation_fraction=0.2, **options),
+        "image_folder": image_folder_dataset_fn(0, root=str(tmp_path / "folder"), image_size=4, **options),
+    }
+    for name, loaders in built.items():
+        for split, loader in loaders.items():
+            got = (loader.num_workers, loader.pin_memory, loader.persistent_workers, loader.prefetch_factor)
+            assert got == (1, True, True, 3), (name, split, got)
