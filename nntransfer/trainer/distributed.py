@@ -32,8 +32,9 @@ Why the result equals single-process training with the same batch size:
   0 write no checkpoint and call no ``cb``.
 
 What stays per rank: BatchNorm normalises with each rank's part of the batch
-(running statistics are rank 0's), and random draws in the model or in
-modules (dropout, noise) come from each rank's own generators.
+(running statistics are rank 0's: every rank evaluates with rank 0's
+buffers), and random draws in the model or in modules (dropout, noise)
+come from each rank's own generators.
 ``nan_policy="skip"`` is refused, since one rank skipping a batch that the
 others train on would leave the gradient exchange waiting; a module that
 skips batches must decide alike on every rank.  A script that starts a DDP
@@ -124,8 +125,9 @@ class Distributed:
 
     The loop (:class:`~nntransfer.trainer.loop.Loop`) shards its loaders
     with :meth:`shard`, runs training batches through :meth:`wrap`'s model
-    with :meth:`loss_weight`, and sums its tallies with :meth:`reduce_tally`
-    and :meth:`reduce_sums` before an epoch's metrics are formed.
+    with :meth:`loss_weight`, evaluates after :meth:`sync_buffers`, and sums
+    its tallies with :meth:`reduce_tally` and :meth:`reduce_sums` before an
+    epoch's metrics are formed.
     """
 
     def __init__(self, rank: int, world_size: int, device: torch.device):
@@ -167,14 +169,32 @@ class Distributed:
 
         DDP exchanges the gradients of the parameters that required them when
         it was built, so unfreezing (the ``finetuning`` module) needs a new one.
+        Buffers are not broadcast before every training forward (DDP's
+        default, one more collective per step): training normalises with
+        batch statistics, and :meth:`sync_buffers` hands rank 0's buffers to
+        every rank before each evaluation instead.
         """
         trainable = tuple(name for name, parameter in model.named_parameters() if parameter.requires_grad)
         if self._wrapped is None or trainable != self._trainable:
             self._wrapped = None  # the old reducer removes its gradient hooks when it goes
             device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self._wrapped = DistributedDataParallel(model, device_ids=device_ids)
+            self._wrapped = DistributedDataParallel(model, device_ids=device_ids, forward_sync_buffers=False)
             self._trainable = trainable
         return self._wrapped
+
+    def sync_buffers(self, model: torch.nn.Module) -> None:
+        """Copy rank 0's buffers (BatchNorm's running statistics) to every rank, one broadcast per dtype.
+
+        So every rank evaluates its part of a split with the model rank 0
+        checkpoints and returns.
+        """
+        buffers = list(model.buffers())
+        for dtype in sorted({buffer.dtype for buffer in buffers}, key=str):
+            group = [buffer for buffer in buffers if buffer.dtype == dtype]
+            flat = torch.cat([buffer.reshape(-1) for buffer in group])
+            dist.broadcast(flat, src=0)
+            for buffer, value in zip(group, flat.split([buffer.numel() for buffer in group])):
+                buffer.copy_(value.view_as(buffer))
 
     def loss_weight(self, batch_index: int) -> float:
         return self._train_sampler.weights[batch_index]

@@ -520,6 +520,8 @@ class Loop:
         total = _Tally()
         per_key = {key: _Tally() for key in loaders} if is_dict and len(loaders) > 1 else {}
         state.phase = split
+        if self.distributed is not None:
+            self.distributed.sync_buffers(model)
         was_training = model.training
         model.eval()
         with torch.no_grad():

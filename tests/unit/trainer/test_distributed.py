@@ -19,6 +19,7 @@ from nntransfer.datasets.selection import stratified_split
 from nntransfer.errors import ConfigError, TrainingError
 from nntransfer.models.mlp import mlp_model_fn
 from nntransfer.trainer.distributed import ShardedBatchSampler, part
+from nntransfer.trainer.loop import Loop
 from nntransfer.trainer.standard import standard_trainer
 
 pytestmark = pytest.mark.slow  # each run starts a second Python process
@@ -70,6 +71,19 @@ def test_unfreezing_during_training_exchanges_the_new_gradients(single_thread):
         modules={"finetuning": {"head": "classifier", "unfreeze_at_epoch": 2, "unfreeze_lr_factor": 0.5}},
     )
     _assert_same_run(_train(**options), _train(strategy="ddp", **options))
+
+
+def test_every_rank_evaluates_with_rank_0s_batchnorm_statistics(single_thread):
+    """The final metrics, reduced over both ranks' halves, are those of the model rank 0 returns."""
+    loaders = digits_dataset_fn(0, batch_size=50)
+    model = mlp_model_fn(loaders, 0, hidden_sizes=[32], batch_norm=True)
+    _, output, state = standard_trainer(model, loaders, 0, epochs=2, device="cpu", strategy="ddp", devices=2,
+                                        validate_every=0)
+    returned = mlp_model_fn(loaders, 0, hidden_sizes=[32], batch_norm=True)
+    returned.load_state_dict(state)
+    alone = Loop(returned, loaders, epochs=0, device="cpu")
+    expected = {**alone.evaluate("validation"), **alone.evaluate("test")}
+    assert output["final"] == pytest.approx(expected, rel=1e-6)
 
 
 def test_a_failing_rank_ends_the_run_with_its_traceback(tmp_path):
