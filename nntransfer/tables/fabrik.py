@@ -20,6 +20,29 @@ dj = import_datajoint()
 
 schema = dj.Schema()
 
+_ENTRIES: dict = {}
+"""Config rows read by :meth:`ConfigTable.get_entry`, by server, table, function and hash.
+
+A config never changes under its hash (a different config under an existing
+key is refused on insert), so a row read once stays right; deleting it
+deletes what was trained from it, so no job asks for it again.  Only its
+comment may differ meanwhile (an edited row, or one deleted and inserted
+again with another comment): the comment first read is used.
+"""
+ENTRIES_KEPT = 4096
+
+
+_USERS: dict = {}
+
+
+def _database_user(connection) -> str:
+    """The connection's database user as the server names it, asked once per server and login."""
+    info = connection.conn_info
+    login = (info.get("host"), info.get("port"), info.get("user"))
+    if login not in _USERS:
+        _USERS[login] = connection.get_user()
+    return _USERS[login]
+
 
 @schema
 class Fabrikant(SafeRestriction, dj.Manual):
@@ -40,7 +63,7 @@ class Fabrikant(SafeRestriction, dj.Manual):
         nnfabrik failed when the user was missing; a new user of a fresh
         database should not have to fill a table before their first entry.
         """
-        username = cls.connection.get_user().split("@")[0] or getpass.getuser()
+        username = _database_user(cls.connection).split("@")[0] or getpass.getuser()
         rows = (cls & {"dj_username": username}).to_dicts()
         if rows:
             return rows[0]["fabrikant_name"]
@@ -151,9 +174,27 @@ class ConfigTable(SafeRestriction):
         return key
 
     def get_entry(self, key: dict) -> tuple[str, dict, str]:
-        """Return ``(fn, config, comment)`` of the entry that ``key`` selects, in one query."""
+        """Return ``(fn, config, comment)`` of the entry that ``key`` selects, in one query the first time.
+
+        A key with this table's function and hash is read once per process
+        (see :data:`_ENTRIES`): a worker or a search reads the same few rows
+        for every job, twice per job (DataJoint's three-part make fetches
+        before and after training).
+        """
         k = self.kind
-        fn, stored, comment = (self & key).fetch1(f"{k}_fn", f"{k}_config", f"{k}_comment")
+        fn_name, hash_name = f"{k}_fn", f"{k}_hash"
+        cached = None
+        if isinstance(key, dict) and isinstance(key.get(fn_name), str) and isinstance(key.get(hash_name), str):
+            info = self.connection.conn_info
+            cached = (info.get("host"), info.get("port"), self.full_table_name, key[fn_name], key[hash_name])
+        entry = _ENTRIES.get(cached) if cached is not None else None
+        if entry is None:
+            entry = (self & key).fetch1(fn_name, f"{k}_config", f"{k}_comment")
+            if cached is not None:
+                if len(_ENTRIES) >= ENTRIES_KEPT:
+                    _ENTRIES.clear()
+                _ENTRIES[cached] = entry
+        fn, stored, comment = entry
         return fn, from_jsonable(stored), comment
 
     def get_config(self, key: dict) -> tuple[str, dict]:

@@ -116,6 +116,21 @@ class WorkerJobs(SafeRestriction, Job):
         )
         return cursor.rowcount == 1
 
+    def queue(self, keys: list) -> None:
+        """Add a pending job for each of ``keys`` that has no job yet, in one INSERT.
+
+        DataJoint's ``refresh`` finds the new keys itself and then cleans up
+        the whole queue, several statements that read every job; a caller
+        that knows the few keys it is about to train (a search trial) queues
+        them with this and populates with ``refresh=False``.  A key whose
+        previous step is not done yet waits as pending: populate only takes
+        keys of its ``key_source``.
+        """
+        if keys:
+            priority = self.connection._config.jobs.default_priority
+            self.insert([{**{name: key[name] for name in self.primary_key}, "status": "pending", "priority": priority}
+                         for key in keys], skip_duplicates=True)
+
     # -- finishing -------------------------------------------------------
     def complete(self, key: dict, duration: float | None = None) -> None:
         holder = self._held.pop(self._id(key), None)
@@ -203,7 +218,6 @@ class Heartbeat:
         self._connection = None
 
     def __enter__(self):
-        self._connection = _second_connection(self.jobs.connection)
         self._thread = threading.Thread(target=self._run, name="nntransfer-heartbeat", daemon=True)
         self._thread.start()
         return self
@@ -213,7 +227,8 @@ class Heartbeat:
         # a renewal hung on the network must not hold up the training's result
         self._thread.join(timeout=max(5.0, 2 * self.interval))
         try:
-            self._connection.close()
+            if self._connection is not None:
+                self._connection.close()
         except Exception:  # closing a broken connection must not hide the training's own outcome
             pass
         return False
@@ -222,6 +237,8 @@ class Heartbeat:
         wait, failing = self.interval, False
         while not self._stop.wait(wait):
             try:
+                if self._connection is None:  # made at the first renewal: a training shorter than one needs none
+                    self._connection = _second_connection(self.jobs.connection)
                 if not self.jobs.renew(self.key, self._connection):
                     self.lost = True
                     log.warning("job %s was taken over by another worker; this worker stops training it", self.key)
@@ -235,7 +252,8 @@ class Heartbeat:
                     log.warning("heartbeat of job %s failed (%s); reconnecting every second to renew it as soon "
                                 "as the database answers", self.key, reason)
                 wait, failing = min(self.interval, 1.0), True
-                try_reconnect(self._connection)  # a connection the server dropped stays closed; it may be back
+                if self._connection is not None:
+                    try_reconnect(self._connection)  # a connection the server dropped stays closed; it may be back
 
     def check(self) -> None:
         """Raise :class:`JobTakenOver` when the job is no longer held (called by the training callback)."""
