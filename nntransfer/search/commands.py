@@ -34,6 +34,78 @@ def _trial_process(import_recipe, recipe, schema, trials, timeout, orphan_timeou
     return optimize(search, trials=trials, timeout=timeout, orphan_timeout=orphan_timeout, poll=poll)
 
 
+def _child(results, *call):
+    """A process of ``search --jobs N``: its trials' counts, or what stopped it, go to ``results``."""
+    from ..errors import NNTransferError
+    from ..trainer.interrupt import Interrupted
+
+    try:
+        results.put(("counts", _trial_process(*call)))
+    except Interrupted as stop:
+        results.put(("stopped", stop.signum))
+    except NNTransferError as error:  # a bad search stops every process the same way: the parent reports it once
+        results.put(("error", error))
+
+
+def _in_processes(calls) -> list:
+    """Run each call of :func:`_trial_process` in a process of its own; return their counts.
+
+    Ctrl-C and SIGTERM are passed on to every process: each stops its trial
+    at the next batch boundary, gives its job back and queues the trial
+    again; then :class:`~nntransfer.trainer.interrupt.Interrupted` ends this
+    call, as it ends a single process.  A process that died (killed, out of
+    memory) is reported; its trial is queued again when its heartbeat
+    expires.
+    """
+    import multiprocessing
+    import signal
+
+    from ..errors import NNTransferError
+    from ..trainer.interrupt import Interrupted
+
+    context = multiprocessing.get_context("spawn")
+    results = context.SimpleQueue()
+    processes = [context.Process(target=_child, args=(results, *call), name="nntransfer-search") for call in calls]
+    stopping = []
+
+    def forward(signum, frame):
+        if not stopping:
+            log.warning("%s received: passed on to the %d search processes, which stop their trials at the next "
+                        "batch boundary and queue them again", signal.Signals(signum).name, len(processes))
+        stopping.append(signum)
+        for process in processes:
+            if process.pid is not None and process.exitcode is None:
+                try:
+                    os.kill(process.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    reports = []
+    while not results.empty():
+        reports.append(results.get())
+    if stopping or any(kind == "stopped" for kind, _ in reports):
+        signum = stopping[0] if stopping else next(value for kind, value in reports if kind == "stopped")
+        raise Interrupted(f"{signal.Signals(signum).name} received: the search processes stopped", signum)
+    errors = [value for kind, value in reports if kind == "error"]
+    if errors:
+        raise errors[0]
+    died = [process for process in processes if process.exitcode != 0]
+    if died:
+        raise NNTransferError(f"{len(died)} of {len(processes)} search processes died (exit codes "
+                              f"{', '.join(str(p.exitcode) for p in died)}); their trials are queued again when "
+                              "their heartbeats expire. Run the search again to finish the budget.")
+    return [value for kind, value in reports if kind == "counts"]
+
+
 def _shares(trials: int | None, jobs: int) -> list:
     """Trials per process: ``trials`` shared out (None: each runs until the budget is used)."""
     if trials is None:
@@ -45,8 +117,10 @@ def _shares(trials: int | None, jobs: int) -> list:
 def run_trials(args, search, import_recipe) -> int:
     """``search`` and ``worker`` on a search recipe: run trials here; exit 1 when a trial failed."""
     from .. import tables
+    from .engine import check_run_budget
     from .report import format_status, status
 
+    check_run_budget(getattr(args, "trials", None), getattr(args, "timeout", None))
     tables.activate(args.schema)
     jobs = getattr(args, "jobs", None) or 1  # worker --jobs defaults to None: one process
     threads = getattr(args, "threads", None)
@@ -56,13 +130,7 @@ def run_trials(args, search, import_recipe) -> int:
                threads, args.verbose)
     shares = _shares(getattr(args, "trials", None), jobs)
     calls = [(import_recipe, args.recipe, args.schema, share, *options) for share in shares]
-    if len(calls) == 1:
-        results = [_trial_process(*calls[0])]
-    else:
-        import multiprocessing
-
-        with multiprocessing.get_context("spawn").Pool(len(calls)) as pool:
-            results = pool.starmap(_trial_process, calls)
+    results = [_trial_process(*calls[0])] if len(calls) == 1 else _in_processes(calls)
     total = {name: sum(result[name] for result in results) for name in results[0]}
     print(f"ran {total['trials']} trials: {total['complete']} complete ({total['duplicates']} answered from stored "
           f"results), {total['pruned']} pruned, {total['failed']} failed")

@@ -19,11 +19,19 @@ from the trained rows is told to the study.  What makes it more than
   each trial sends heartbeats, and a trial whose worker died is failed and
   queued again by the next worker (Optuna's heartbeat and retry), which
   resumes its training from the job's last checkpoint once the job's
-  reservation has timed out.
+  reservation has timed out;
+* **stopped cleanly**: Ctrl-C or SIGTERM (see
+  :mod:`nntransfer.trainer.interrupt`) stops the training in progress at its
+  next batch boundary after a checkpoint and gives its job back; the trial
+  is failed as interrupted and queued again at once, so the budget stays
+  right and the next worker resumes it; no new trial starts, and
+  :class:`~nntransfer.trainer.interrupt.Interrupted` ends :func:`optimize`
+  (the command line exits 130 or 143).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -34,6 +42,7 @@ from collections import Counter
 from ..errors import ConfigError, JobTakenOver, NNTransferError, TrainingPruned
 from ..resolve import allow_packages
 from ..tables.pruning import PRUNED
+from ..trainer import interrupt
 from .samplers import build_pruner, build_sampler
 from .storage import open_storage, study_lock
 from .targets import target_for
@@ -84,27 +93,49 @@ def optimize(search, *, trials: int | None = None, timeout: float | None = None,
     starts.  ``orphan_timeout``: seconds of silence after which another
     worker's trial and training are taken over.
     """
-    if trials is not None and (type(trials) is not int or trials < 1):
-        raise ConfigError(f"trials must be a whole number >= 1, got {trials!r}.")
+    check_run_budget(trials, timeout)
     target = target_for(search.table)
     study = open_study(search, target, orphan_timeout)
     # the search is code the user runs: the packages of its functions are trusted (see nntransfer.resolve)
     allow_packages(*{config.fn.split(".")[0] for experiment in search.base.experiments for config in experiment.configs})
     timeout = search.timeout if timeout is None else timeout
-    started = next_stale_check = time.monotonic()
     counts = Counter()
+    with interrupt.handling_signals(), _as_in_optimize(study):
+        try:
+            _run_trials(search, study, target, counts, trials, timeout, orphan_timeout, poll, fabrikant)
+        except interrupt.Interrupted:
+            log.warning("search %s stopped after %d trials here; no new trial was started", search.name,
+                        counts["trials"])
+            raise
+    return {name: counts[name] for name in ("trials", "complete", "pruned", "failed", "duplicates")}
+
+
+def check_run_budget(trials, timeout) -> None:
+    """What :func:`optimize` is given instead of the search's budget: None, or at least one trial or second."""
+    if trials is not None and (type(trials) is not int or trials < 1):
+        raise ConfigError(f"trials must be a whole number >= 1, got {trials!r}; a budget of 0 trials runs nothing.")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not math.isfinite(timeout) or timeout <= 0):
+        raise ConfigError(f"timeout must be a number of seconds > 0, got {timeout!r}; a time limit of 0 starts no "
+                          "trial.")
+
+
+def _run_trials(search, study, target, counts, trials, timeout, orphan_timeout, poll, fabrikant) -> None:
+    """The loop of :func:`optimize`: start trials until the budget, the time limit or a stop request ends it."""
+    started = next_stale_check = time.monotonic()
     while True:
+        interrupt.raise_if_requested("no new trial was started")
         if timeout is not None and time.monotonic() - started >= timeout:
-            break
+            return
         if trials is not None and counts["trials"] >= trials:
-            break
+            return
         stale_check = time.monotonic() >= next_stale_check
         if stale_check:
             next_stale_check = time.monotonic() + study._storage.get_heartbeat_interval()
         trial, busy = _next_trial(study, search, target, None if trials is not None else search.trials, stale_check)
         if trial is None:
             if not busy:
-                break
+                return
             time.sleep(poll)  # other workers' trials still run; one whose worker died is retried here
             continue
         state, duplicate = run_trial(search, study, trial, target, orphan_timeout=orphan_timeout, poll=poll,
@@ -112,7 +143,24 @@ def optimize(search, *, trials: int | None = None, timeout: float | None = None,
         counts["trials"] += 1
         counts[state] += 1
         counts["duplicates"] += duplicate
-    return {name: counts[name] for name in ("trials", "complete", "pruned", "failed", "duplicates")}
+
+
+@contextlib.contextmanager
+def _as_in_optimize(study):
+    """Run as inside ``study.optimize``, where a sampler may call ``study.stop()``.
+
+    The grid sampler does, once every point of its grid was started; outside
+    ``optimize`` Optuna raises there, in the ``tell`` of a finished trial.  The
+    request is accepted and left alone: the search's budget (capped at the
+    grid's size, counting a retried trial once) decides when trials end.
+    """
+    local = study._thread_local
+    before = local.in_optimize_loop
+    local.in_optimize_loop = True
+    try:
+        yield
+    finally:
+        local.in_optimize_loop = before
 
 
 def _budget(study) -> tuple[int, int, int]:
@@ -155,9 +203,7 @@ def _next_trial(study, search, target, limit, stale_check=True):
     from optuna.storages import fail_stale_trials
 
     with study_lock(target.connection, f"{target.schema}: study {search.name}"), warnings.catch_warnings():
-        # heartbeats are Optuna-experimental and "meant for Study.optimize"; this loop keeps them itself
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        warnings.simplefilter("ignore", ExperimentalWarning)  # Optuna's heartbeats are experimental
         if stale_check:
             fail_stale_trials(study)
         if limit is not None:
@@ -201,35 +247,46 @@ def run_trial(search, study, trial, target, *, orphan_timeout: float = 300.0, po
     from optuna.trial import TrialState
 
     heartbeat = _Heartbeat(study, trial)
+    # a retried trial plans its steps under the first attempt's name, so it is not taken for a duplicate of it
+    first = trial._cached_frozen_trial.system_attrs.get("failed_trial", trial.number)
+    planner = f"search {search.name}: trial {first}"
     label = f"search {search.name}: trial {trial.number}"
     duplicate = False
     try:
         experiment = search.experiment_for(search.values_of(trial.params))
         steps, last = target.keys(experiment)
-        done = target.done(last)
-        if len(done) < len(last):
-            target.insert(experiment, planned_by=label, fabrikant=fabrikant)
-        planners = {row.get("planned_by") for row in target.planned_by(last)}
-        duplicate = len(done) == len(last) or bool(planners - {label})
+        wanted = {target.identity(key) for key in last}
+        insertion = target.check(experiment)
+        # a step with a config new to the database cannot be trained yet: only the others are looked up
+        stored = target.done([key for key in steps if not insertion.has_new_config(key)])
+        finished = {target.identity(row) for row in stored}
+        done = [row for row in stored if target.identity(row) in wanted]
+        if len(done) == len(last):
+            outcome, message, duplicate = "done", done, True
+        else:
+            target.insert(insertion, experiment, planned_by=planner, fabrikant=fabrikant,
+                          queue=[key for key in steps if target.identity(key) not in finished])
+            outcome, message = _train(search, trial, target, steps, last, finished, orphan_timeout, poll)
+            rows = [row for row in message if target.identity(row) in wanted] if outcome == "done" else (
+                target.planned_by(last))
+            # trained by this trial unless another trial planned its last step first
+            duplicate = bool({row["planned_by"] for row in rows if "planned_by" in row} - {planner})
         if duplicate:
             trial.set_user_attr("duplicate", True)
-        outcome, message = ("done", done) if len(done) == len(last) else _train(search, trial, target, steps, last,
-                                                                                orphan_timeout, poll)
         if outcome == "done":
-            wanted = {target.identity(key) for key in last}
             value = _objective(search, target, [row for row in message if target.identity(row) in wanted])
-            study.tell(trial, value)
+            _tell(study, trial, value)
             log.info("%s: %s = %.6g%s", label, search.objective, value, " (duplicate)" if duplicate else "")
             return "complete", duplicate
         if outcome == "pruned":
             trial.set_user_attr("pruned", message)
-            study.tell(trial, state=TrialState.PRUNED)
+            _tell(study, trial, state=TrialState.PRUNED)
             log.info("%s pruned: %s", label, message)
             return "pruned", duplicate
         raise _TrialFailed(message)
     except (_TrialFailed, NNTransferError) as error:
         trial.set_user_attr("error", str(error)[:1000])
-        study.tell(trial, state=TrialState.FAIL)
+        _tell(study, trial, state=TrialState.FAIL)
         log.warning("%s failed: %s", label, error)
         if isinstance(error, ObjectiveNotMeasured):
             raise  # every trial would fail the same way: stop the search
@@ -241,6 +298,13 @@ def run_trial(search, study, trial, target, *, orphan_timeout: float = 300.0, po
         raise
     finally:
         heartbeat.close()
+
+
+def _tell(study, trial, value=None, state=None) -> None:
+    """``study.tell`` as ``study.optimize`` tells a trial: without reading the finished trial back (six queries)."""
+    from optuna.study._tell import _tell_with_warning
+
+    _tell_with_warning(study, trial, value, state)
 
 
 class _TrialFailed(Exception):
@@ -257,14 +321,20 @@ def _give_back(study, trial, reason: str) -> None:
 
     try:
         trial.set_user_attr("interrupted", reason[:1000])
-        study.tell(trial, state=TrialState.FAIL)
+        _tell(study, trial, state=TrialState.FAIL)
         RetryHeartbeatStaleTrialCallback()(study, study._storage.get_trial(trial._trial_id))
     except Exception as error:  # the database may be what failed; the heartbeat then expires and retries it
         log.warning("could not queue trial %s again (%s); it is retried when its heartbeat expires", trial.number, error)
+        return
+    log.warning("trial %s of search %s stopped (%s): queued again, its training resumes from its last checkpoint",
+                trial.number, study.study_name, reason.splitlines()[0][:200] if reason else "interrupted")
 
 
-def _train(search, trial, target, steps, last, orphan_timeout, poll):
-    """Train the trial's steps: the first seed's chain first (its last step is watched for pruning), then the rest."""
+def _train(search, trial, target, steps, last, finished, orphan_timeout, poll):
+    """Train the trial's steps: the first seed's chain first (its last step is watched for pruning), then the rest.
+
+    ``finished``: the identities of the steps trained already, kept up to date.
+    """
     watched = target.identity(last[0])
     first_chain = [key for key in steps if key.get("seed", last[0]["seed"]) == last[0]["seed"]]
     phases = [first_chain] if len(first_chain) == len(steps) else [first_chain, steps]
@@ -272,7 +342,7 @@ def _train(search, trial, target, steps, last, orphan_timeout, poll):
     target.table.heartbeat_interval = min(30.0, max(0.5, orphan_timeout / 4))  # renew held jobs within the timeout
     try:
         for phase in phases:
-            outcome = _train_phase(target, phase, watched, orphan_timeout, poll)
+            outcome = _train_phase(target, phase, watched, finished, orphan_timeout, poll)
             if outcome[0] != "done":
                 return outcome
         return outcome  # ("done", the trained rows of the last phase, which holds every last step)
@@ -280,16 +350,16 @@ def _train(search, trial, target, steps, last, orphan_timeout, poll):
         target.table.epoch_observer = None
 
 
-def _train_phase(target, keys, watched, orphan_timeout, poll):
+def _train_phase(target, keys, watched, finished, orphan_timeout, poll):
     wanted = {target.identity(key) for key in keys}
     while True:
-        result = target.train(keys)
+        result = target.train([key for key in keys if target.identity(key) not in finished])
         errors = [(key, error) for key, error in result["error_list"] if not isinstance(error, JobTakenOver)]
         if errors:  # a job another worker took over is that worker's now: wait for its result
             key, error = errors[0]
             return "error", f"training {_describe(key)} failed: {type(error).__name__}: {error}"
         rows = target.done(keys)
-        finished = {target.identity(row) for row in rows}
+        finished.update(target.identity(row) for row in rows)
         if finished >= wanted:
             return "done", rows
         jobs = target.jobs(keys)
@@ -303,6 +373,7 @@ def _train_phase(target, keys, watched, orphan_timeout, poll):
         if blocked:
             return "error", f"{_describe(dict(blocked[0][0]))} is not trained: its job is ignored ({blocked[0][1]})"
         if not result["success_count"]:
+            interrupt.raise_if_requested("the trial's training was not started")
             target.take_over(keys, orphan_timeout)  # another worker trains what this trial needs; wait for it
             time.sleep(poll)
 

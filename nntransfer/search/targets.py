@@ -10,7 +10,7 @@ insertion, one round of training, and the state of its keys.
 
 from __future__ import annotations
 
-from ..steps import step_key
+from ..steps import CONFIG_KINDS, step_key
 
 
 def target_for(table):
@@ -28,11 +28,29 @@ def target_for(table):
     raise TypeError(f"a search trains through a TrainedModelBase or TransferredTrainedModelBase table, got {table!r}.")
 
 
+def _identity(config) -> tuple:
+    return config.kind, config.fn, config.hash
+
+
+class Insertion:
+    """A trial's configs, checked: the rows of those new to the database, to be written by ``insert``."""
+
+    def __init__(self, configs: list, rows: list):
+        self.configs, self.rows = configs, rows
+        self.new = {(table.kind, row[f"{table.kind}_fn"], row[f"{table.kind}_hash"]) for table, row in rows}
+
+    def has_new_config(self, key: dict) -> bool:
+        """Whether a config of the step ``key`` is not stored yet, so that the step cannot be trained."""
+        return any((kind, key[f"{kind}_fn"], key[f"{kind}_hash"]) in self.new for kind in CONFIG_KINDS)
+
+
 class _Target:
     populate_options: dict = {}
 
     def __init__(self, table):
         self.table = table
+        self._stored = set()  # configs and seeds that this search's earlier trials stored or found
+        self._fabrikant = None
 
     @property
     def connection(self):
@@ -46,10 +64,66 @@ class _Target:
         """The rows of ``keys`` that are trained."""
         return (self.table & keys).to_dicts() if keys else []
 
+    def check(self, experiment) -> "Insertion":
+        """Check the trial's configs before anything is written; which of them are new to the database.
+
+        The configs an earlier trial of this search stored are neither checked
+        nor looked up again: a config never changes under its hash.
+        """
+        from ..tables.insertion import checked_config_rows
+
+        configs = [config for config in self.configs(experiment) if _identity(config) not in self._stored]
+        return Insertion(configs, checked_config_rows(configs))
+
+    def insert(self, insertion: "Insertion", experiment, planned_by: str, queue: list, fabrikant=None) -> None:
+        """Insert the trial's new configs, seeds and plan, and queue the jobs of ``queue``, in one transaction.
+
+        What :func:`nntransfer.tables.insert` does, less what repeats from
+        trial to trial: the fabrikant is resolved once, each table gets one
+        INSERT, and the trial's jobs are queued directly
+        (``WorkerJobs.queue``) instead of by DataJoint's refresh of the whole
+        queue.
+        """
+        from ..tables import Fabrikant, Seed
+
+        if self._fabrikant is None or fabrikant is not None:
+            self._fabrikant = Fabrikant.resolve(fabrikant)
+        writes = {}
+        for table, row in insertion.rows:
+            writes.setdefault(type(table), (table, []))[1].append({**row, f"{table.kind}_fabrikant": self._fabrikant})
+        seeds = [{"seed": seed} for seed in experiment.seeds if ("seed", seed) not in self._stored]
+        writes[Seed] = (Seed(), seeds)
+        for table, rows in self.plan_rows(experiment, planned_by):
+            writes.setdefault(type(table), (table, []))[1].extend(rows)
+        jobs = self.table.jobs  # declared before the transaction, on first use
+        with self.connection.transaction:
+            for table, rows in writes.values():
+                if rows:
+                    table.insert(rows, skip_duplicates=True)
+            self.after_insert(experiment)
+            jobs.queue(queue)
+        self._stored.update(_identity(config) for config in insertion.configs)
+        self._stored.update(("seed", seed) for seed in experiment.seeds)
+
+    @staticmethod
+    def configs(experiment) -> list:
+        return [config for step in experiment.experiments for config in step.configs]
+
+    def plan_rows(self, experiment, planned_by: str) -> list:
+        return []
+
+    def after_insert(self, experiment) -> None:
+        """Called in the insert's transaction."""
+
     def train(self, keys: list) -> dict:
-        """Train what is ready among ``keys`` with reserved jobs; DataJoint's populate result."""
-        return self.table.populate(keys, reserve_jobs=True, suppress_errors=True, return_exception_objects=True,
-                                   **self.populate_options)
+        """Train what is ready among ``keys`` (none of them trained yet) with reserved jobs; DataJoint's populate result.
+
+        Their jobs were queued when the trial was inserted.
+        """
+        if not keys:
+            return {"success_count": 0, "error_list": []}
+        return self.table.populate(keys, reserve_jobs=True, refresh=False, suppress_errors=True,
+                                   return_exception_objects=True, **self.populate_options)
 
     def take_over(self, keys: list, orphan_timeout: float) -> None:
         """Give jobs among ``keys`` whose worker went silent for ``orphan_timeout`` s back to the queue."""
@@ -67,7 +141,7 @@ class _Target:
 class TransferTarget(_Target):
     """Trials as chains in a ``TransferredTrainedModelBase`` table; shared steps are one row."""
 
-    populate_options = {"plan": False}
+    populate_options = {"plan": False, "mark_ready": False}
 
     def keys(self, experiment) -> tuple[list, list]:
         """All step keys of the trial's chain (step 0 first, seed by seed) and the last step's key per seed."""
@@ -75,10 +149,22 @@ class TransferTarget(_Target):
         last = [experiment.steps(seed)[-1] for seed in experiment.seeds]
         return steps, last
 
-    def insert(self, experiment, planned_by: str, fabrikant=None) -> None:
-        from ..tables import insert
+    def plan_rows(self, experiment, planned_by: str) -> list:
+        plan = self.table.plan_table()
+        return [(plan, self.table.plan_rows(experiment.steps(seed), planned_by)) for seed in experiment.seeds]
 
-        insert(experiment, fabrikant=fabrikant, table=self.table, planned_by=planned_by)
+    def after_insert(self, experiment) -> None:
+        """A later step whose previous step is trained already is flagged ready.
+
+        Steps stored from now on flag their successors themselves, so the
+        trial's training rounds need no ``mark_ready``.
+        """
+        if len(experiment) > 1:
+            self.table.mark_ready()
+
+    def done(self, keys: list) -> list:
+        """The rows of ``keys`` that are trained, each with who first planned it (``planned_by``)."""
+        return (self.table * self.table.plan_table().proj("planned_by") & keys).to_dicts() if keys else []
 
     def planned_by(self, keys: list) -> list:
         """Who first planned each of ``keys`` (the plan table keeps the first planner of a step)."""
@@ -103,11 +189,6 @@ class PlainTarget(_Target):
             raise TypeError("a chain of steps needs a TransferredTrainedModelBase table; this one trains single steps.")
         keys = experiment.experiments[0].keys()
         return keys, keys
-
-    def insert(self, experiment, planned_by: str, fabrikant=None) -> None:
-        from ..tables import insert
-
-        insert(experiment.experiments[0], fabrikant=fabrikant)
 
     def planned_by(self, keys: list) -> list:
         return []

@@ -251,3 +251,118 @@ def test_nnfabrik_random_and_bayesian_run_on_the_engine(db, single_thread):
 
     key = TrainerConfig.for_fn("itest_functions.tiny_trainer", steps=2, lr=0.1).key
     assert score == (db.TrainedModel() & key).fetch1("score")
+
+
+STOPPED_RECIPE = '''
+import os
+from nntransfer.configs import DatasetConfig, Experiment, ModelConfig, TrainerConfig
+from nntransfer.search import Categorical, Search
+
+trainer = TrainerConfig.for_fn("itest_functions.sleepy_standard_trainer", epochs=5, lr=0.01, epoch_sleep=0.5,
+                               modules={{"checkpointing": {{"save_best": False}}}})
+search = Search(Experiment(DatasetConfig.for_fn("{digits}", batch_size=64), ModelConfig.for_fn("{mlp}", hidden_sizes=[16]),
+                           trainer, seed=5),
+                {{"trainer.lr": Categorical([0.01, 0.02])}}, name=os.environ["NNT_SEARCH_NAME"], trials=2, sampler="grid",
+                objective="validation.accuracy")
+'''.format(digits=DIGITS, mlp=MLP)
+
+
+def checkpoint_epochs(db) -> dict:
+    """The latest checkpoint's epoch of each training that wrote one."""
+    epochs = {}
+    for row in db.Checkpoint().to_dicts():
+        epochs[row["key_hash"]] = max(epochs.get(row["key_hash"], 0), int(row["epoch"]))
+    return epochs
+
+
+def wait_until(condition, process, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"the process ended before {what}:\n{process.communicate()[0]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"no {what} within {timeout} s:\n{process.communicate()[0]}")
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_ctrl_c_and_sigterm_give_the_jobs_back_and_queue_the_trials_again(db, tmp_path, single_thread):
+    from nntransfer import runner
+    from nntransfer import search as nts
+
+    db.TransferredTrainedModel.jobs.delete_quick()
+    recipe_file = tmp_path / "stopped_search.py"
+    recipe_file.write_text(STOPPED_RECIPE)
+    os.environ["NNT_SEARCH_NAME"] = name()
+    search = runner.import_recipe(str(recipe_file)).search
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def start(*arguments):
+        return subprocess.Popen([sys.executable, "-m", "nntransfer.cli", *arguments, str(recipe_file), "--poll", "0.2"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def states():
+        return sorted(nts.results(search)["state"])
+
+    # Ctrl-C to `search --jobs 2`, as `kill -INT` sends it to the parent alone: passed on to both processes
+    parent = start("search", "--jobs", "2")
+    wait_until(lambda: len(checkpoint_epochs(db)) == 2, parent, "a checkpoint of both trials")
+    parent.send_signal(signal.SIGINT)
+    output = parent.communicate(timeout=120)[0]
+    assert parent.returncode == 130, output
+    assert "Traceback" not in output and "passed on to the 2 search processes" in output, output
+    assert "queued again" in output, output
+    assert sorted(db.TransferredTrainedModel.jobs.to_arrays("status")) == ["pending", "pending"]   # not failed
+    assert states() == ["retried", "retried", "waiting", "waiting"]   # nothing left running, the budget of 2 kept
+    assert nts.status(search)["counts"]["running"] == 0
+
+    # SIGTERM (a scheduler's time limit) to a worker: its trial is queued once more, its training resumed meanwhile
+    stopped_at = checkpoint_epochs(db)
+    worker = start("worker")
+    wait_until(lambda: any(epoch > stopped_at[key] for key, epoch in checkpoint_epochs(db).items()), worker,
+               "a resumed training's next checkpoint")
+    worker.send_signal(signal.SIGTERM)
+    output = worker.communicate(timeout=120)[0]
+    assert worker.returncode == 143, output
+    assert "Traceback" not in output and "SIGTERM received" in output, output
+    assert states() == ["retried", "retried", "retried", "waiting", "waiting"]
+
+    # a notebook finishes the budget: both trainings resume from their checkpoints
+    assert nts.optimize(search, poll=0.2) == {"trials": 2, "complete": 2, "pruned": 0, "failed": 0, "duplicates": 0}
+    assert states() == ["complete", "complete", "retried", "retried", "retried"]
+    outputs = [row["output"] for row in db.TransferredTrainedModel().to_dicts()]
+    assert all(output["resumed_from"] >= 1 and output["epochs"] == 5 for output in outputs), outputs
+    assert len(db.TransferredTrainedModel.jobs) == 0 and len(db.Checkpoint()) == 0
+
+
+TIMED_RECIPE = '''
+import os
+from nntransfer.configs import DatasetConfig, Experiment, ModelConfig, TrainerConfig
+from nntransfer.search import Search, Uniform
+
+search = Search(Experiment(DatasetConfig.for_fn("{digits}", batch_size=64), ModelConfig.for_fn("{mlp}", hidden_sizes=[8]),
+                           TrainerConfig.for_fn("itest_functions.visible_devices_trainer"), seed=5),
+                {{"trainer.hold": Uniform(0.5, 0.7)}}, name=os.environ["NNT_SEARCH_NAME"], direction="maximize",
+                trials=50, timeout=2.5, sampler="random")
+'''.format(digits=DIGITS, mlp=MLP)
+
+
+def test_a_time_limit_stops_starting_trials(db, tmp_path):
+    from nntransfer import runner
+    from nntransfer import search as nts
+
+    recipe_file = tmp_path / "timed_search.py"
+    recipe_file.write_text(TIMED_RECIPE)
+    os.environ["NNT_SEARCH_NAME"] = name()
+    search = runner.import_recipe(str(recipe_file)).search
+    worker = subprocess.run([sys.executable, "-m", "nntransfer.cli", "worker", str(recipe_file)],
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=120)
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+
+    trials = nts.load_study(search).get_trials()
+    first = trials[0].datetime_start
+    assert 2 <= len(trials) < 50 and {trial.state.name for trial in trials} == {"COMPLETE"}
+    # no trial started after the limit; the last one, started before it, finished past it
+    assert max((trial.datetime_start - first).total_seconds() for trial in trials) <= 2.5
+    assert (trials[-1].datetime_complete - first).total_seconds() >= 2.4

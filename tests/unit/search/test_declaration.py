@@ -75,6 +75,8 @@ def test_a_value_the_function_refuses_fails_when_declared():
 
 @pytest.mark.parametrize("make, message", [
     (lambda: LogUniform(0.1, 0.01), "inverted"),
+    (lambda: Uniform(0.5, -0.5), r"inverted \(low 0.5 > high -0.5\); swap the bounds"),
+    (lambda: Integer(8, 1), "inverted"),
     (lambda: Uniform(1.0, 1.0), "empty"),
     (lambda: Integer(3, 3), "empty"),
     (lambda: LogUniform(0.0, 1.0), "low > 0"),
@@ -151,3 +153,37 @@ def test_the_fingerprint_changes_with_what_is_searched():
     assert one.fingerprint == declare({"trainer.lr": LogUniform(1e-4, 1e-1)}, trials=7).fingerprint
     assert one.fingerprint != declare({"trainer.lr": LogUniform(1e-4, 1e-2)}).fingerprint
     assert one.fingerprint != declare({"trainer.lr": LogUniform(1e-4, 1e-1)}, objective="validation.loss").fingerprint
+
+
+@pytest.mark.parametrize("budget, message", [
+    ({"trials": 0}, "trials must be a whole number >= 1, got 0; a budget of 0 trials runs nothing"),
+    ({"trials": 1.5}, "trials must be a whole number >= 1"),
+    ({"timeout": 0}, "timeout must be a number of seconds > 0, got 0; a time limit of 0 starts no trial"),
+    ({"timeout": float("nan")}, "timeout must be a number of seconds > 0"),
+])
+def test_running_a_budget_of_nothing_is_refused_before_the_database_is_touched(budget, message):
+    from nntransfer.search.engine import optimize
+
+    with pytest.raises(ConfigError, match=message):
+        optimize(declare({"trainer.lr": LogUniform(1e-4, 1e-1)}), **budget)
+
+
+RECIPE = f'''
+from nntransfer.configs import DatasetConfig, Experiment, ModelConfig, TrainerConfig
+from nntransfer.search import LogUniform, Search
+
+search = Search(Experiment(DatasetConfig.for_fn("{DIGITS}"), ModelConfig.for_fn("{MLP}"), TrainerConfig.for_fn("{TRAINER}"),
+                           seed=1), {{"trainer.lr": LogUniform(1e-4, 1e-1)}}, name="s", trials=3)
+'''
+
+
+def test_the_command_line_refuses_zero_trials_and_a_time_limit_of_zero(tmp_path, capsys):
+    from nntransfer.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["search", "r.py", "--trials", "0"])
+    assert stop.value.code == 2 and "at least 1" in capsys.readouterr().err
+    recipe = tmp_path / "timed_search.py"
+    recipe.write_text(RECIPE)
+    assert main(["search", str(recipe), "--timeout", "0"]) == 2
+    assert "a time limit of 0 starts no trial" in capsys.readouterr().err
