@@ -26,6 +26,7 @@ Run: ``python benchmarks/recipe_bookkeeping.py [--sizes 1000 10000 100000]``
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import secrets
 import statistics
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("NNTRANSFER_HOME", tempfile.mkdtemp(prefix="nnt-bench-"))
@@ -76,7 +78,7 @@ def fill(tables, done: int) -> None:
         for step in range(3 if seed < done // 3 else 1):
             key = {**data, **model, **trainers[step], "seed": seed, "transfer_step": step, "data_transfer": 0,
                    "collapsed_history": successor_history(previous) if previous else ""}
-            plans.append(plan_row(key, previous, "benchmark"))
+            plans.append({**plan_row(key, previous, "benchmark"), "ready": 1})  # its previous step is done
             keys.append(key)
             if seed < done // 3:
                 rows.append({**key, "output": {}, "score": 0.5, "fabrikant_name": user,
@@ -84,6 +86,9 @@ def fill(tables, done: int) -> None:
             previous = key
     for start in range(0, len(plans), 20_000):
         T.plan_table().insert(plans[start:start + 20_000])
+    # the rows below check their foreign key against the plan: with its size known the server looks
+    # each up in the index (otherwise PostgreSQL may scan the whole plan for every row)
+    membership.refresh_statistics(T())
     for start in range(0, len(rows), 20_000):
         T().insert(rows[start:start + 20_000], allow_direct_insert=True)
     recipe_row, members = membership.membership_rows(T(), RECIPE, keys)
@@ -124,24 +129,41 @@ def bare_tables(schema_name, connection, done: int):
     return raw, Bare
 
 
-def per_job(tables, runner, Bare) -> tuple[float, float]:
+class _StoreTimes(logging.Handler):
+    """When the worker logs each ``k of n steps done`` line: the time between two is the bookkeeping of one job."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.times = []
+
+    def emit(self, record):
+        if "steps done" in str(record.msg):
+            self.times.append(time.perf_counter())
+
+
+def per_job(tables, runner, Bare) -> tuple[float, float, float]:
+    """Per job in steady state (between two stored steps), a worker's start and stop, and DataJoint's per call."""
     T = tables.TransferredTrainedModel
-    start = time.perf_counter()
-    result = runner.work(RECIPE, max_idle=0)
-    working = time.perf_counter() - start
-    assert result["trained"] == PENDING, result
-    # what a worker pays once, whatever it trains (flagging ready steps, the first queue
-    # refresh, the final status): the same call again, with nothing left to do
-    start = time.perf_counter()
-    assert runner.work(RECIPE, max_idle=0)["trained"] == 0
-    ours = (working - (time.perf_counter() - start)) / PENDING
+    stored = _StoreTimes()
+    worker_log = logging.getLogger("nntransfer.worker")
+    worker_log.addHandler(stored)
+    worker_log.setLevel(logging.INFO)
+    try:
+        start = time.perf_counter()
+        result = runner.work(runner.Recipe(name=RECIPE, chains={}), max_idle=0)
+        working = time.perf_counter() - start
+    finally:
+        worker_log.removeHandler(stored)
+    assert result["trained"] == PENDING == len(stored.times), (result, len(stored.times))
+    ours = (stored.times[-1] - stored.times[0]) / (PENDING - 1)
+    once = working - PENDING * ours  # marking ready steps, queue refreshes and counts at start and end
     start = time.perf_counter()
     trained = 0
     while Bare.populate(reserve_jobs=True, max_calls=1)["success_count"]:
         trained += 1
     bare = (time.perf_counter() - start) / max(1, trained)
     assert trained == PENDING and len(T.jobs.errors) == 0
-    return ours, bare
+    return ours, once, bare
 
 
 def status(tables, runner) -> tuple[float, float]:
@@ -182,11 +204,11 @@ def results_frame(tables) -> tuple[float, float]:
     return statistics.median(ours), statistics.median(bare)
 
 
-def command(schema_name: str) -> tuple[float, float]:
+def command(schema_name: str, counted_table: str) -> tuple[float, float]:
     """``nntransfer status`` as a new process, against a new process doing the bare count."""
     bare_code = (
         "from nntransfer.db import connect; c = connect(); "
-        f"c.query('SELECT transfer_step, COUNT(*) FROM \"{schema_name}\".\"transferred_trained_model_recipe_step\" "
+        f"c.query('SELECT transfer_step, COUNT(*) FROM {counted_table} "
         f"WHERE recipe = %s GROUP BY transfer_step', args=('{RECIPE}',)).fetchall()"
     )
     env = {**os.environ, "NNTRANSFER_SCHEMA": schema_name}
@@ -235,12 +257,24 @@ def insert_10k(tables, runner) -> tuple[float, float, float]:
     return first, again, bare
 
 
+def use_server(url: str) -> None:
+    """Measure on the server at ``url`` (``postgresql://user@host:port`` or ``mysql://user@host:port``)."""
+    parsed = urlparse(url)
+    os.environ.update(NNTRANSFER_DB="server", DJ_HOST=parsed.hostname or "127.0.0.1", DJ_USER=parsed.username or "root",
+                      DJ_PASS=parsed.password or "", DJ_BACKEND="postgresql" if parsed.scheme.startswith("postgres")
+                      else "mysql")
+    if parsed.port:
+        os.environ["DJ_PORT"] = str(parsed.port)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--server", help="a database server instead of the embedded PostgreSQL, as "
+                        "postgresql://user@host:port or mysql://user@host:port")
     args = parser.parse_args()
-    import logging
-
+    if args.server:
+        use_server(args.server)
     import torch  # noqa: F401  (a worker has torch loaded; keep its import out of the timings)
 
     from nntransfer import runner, tables
@@ -248,21 +282,24 @@ def main() -> None:
     from nntransfer.settings import load_settings
 
     logging.getLogger("datajoint").setLevel(logging.WARNING)
-    print(f"{'steps':>7} | {'per job ms':>10} {'bare':>6} {'ratio':>6} | {'status ms':>9} {'bare':>6} {'ratio':>6} | "
-          f"{'command s':>9} {'bare':>5}")
+    print(f"{'steps':>7} {'fill s':>6} | {'per job ms':>10} {'bare':>6} {'ratio':>6} {'start+stop ms':>13} | "
+          f"{'status ms':>9} {'bare':>6} {'ratio':>6} | {'command s':>9} {'bare':>5}")
     try:
         for size in args.sizes:
             name = f"nnt_bench_{secrets.token_hex(3)}"
             schema = tables.activate(name)
             raw = None
             try:
+                start = time.perf_counter()
                 fill(tables, size)
+                filled = time.perf_counter() - start
                 raw, Bare = bare_tables(name + "_raw", schema.connection, size)
-                job, bare_job = per_job(tables, runner, Bare)
+                job, once, bare_job = per_job(tables, runner, Bare)
                 query, bare_query = status(tables, runner)
-                cmd, bare_cmd = command(name) if size == 10_000 else (float("nan"), float("nan"))
-                print(f"{size:>7} | {job * 1e3:>10.1f} {bare_job * 1e3:>6.1f} {job / bare_job:>6.2f} | "
-                      f"{query * 1e3:>9.1f} {bare_query * 1e3:>6.1f} {query / bare_query:>6.2f} | "
+                counted = tables.TransferredTrainedModel.recipe_step_table().full_table_name
+                cmd, bare_cmd = command(name, counted) if size == 10_000 else (float("nan"), float("nan"))
+                print(f"{size:>7} {filled:>6.1f} | {job * 1e3:>10.1f} {bare_job * 1e3:>6.1f} {job / bare_job:>6.2f} "
+                      f"{once * 1e3:>13.0f} | {query * 1e3:>9.1f} {bare_query * 1e3:>6.1f} {query / bare_query:>6.2f} | "
                       f"{cmd:>9.2f} {bare_cmd:>5.2f}", flush=True)
                 if size == 10_000:
                     frame, bare_frame = results_frame(tables)

@@ -30,6 +30,7 @@ from .configs import Experiment, TransferExperiment
 from .errors import ConfigError, DatabaseUnreachable
 from .reporting import StepLabels, failures_reported_here, report_done, report_failures
 from .resolve import allow_packages, import_module
+from .tables import queue
 from .tables.membership import RECIPE_NAME_LENGTH
 from .tables.reconnect import is_connection_error, wait_for_database
 from .trainer import interrupt
@@ -249,30 +250,36 @@ def _work(recipe: Recipe, table, counts: dict, labels, orphan_timeout: float, po
     """The loop of :func:`work` (started again after a database outage); ``counts`` are kept across restarts."""
     steps = restriction(recipe, table)
     idle_since = time.monotonic()
-    table.mark_ready()  # once: steps stored meanwhile flag their successors themselves
     refreshed_at = -float("inf")
     while True:
         interrupt.raise_if_requested("no job was held")
-        # The job queue is refreshed (new ready steps queued, orphans taken over) when the
-        # last look found nothing, and at least every REFRESH_INTERVAL seconds; not per job,
-        # because refreshing reads every step of the recipe.
+        # The job queue is refreshed (ready flags brought up to date, new ready steps queued,
+        # orphans taken over) and the recipe's steps counted when the last look found nothing,
+        # and at least every REFRESH_INTERVAL seconds; not per job, because these read every
+        # step of the recipe (a stored step flags its own successors ready meanwhile).
         refreshing = time.monotonic() - refreshed_at > REFRESH_INTERVAL
         if refreshing:
-            table.jobs.refresh(steps, orphan_timeout=orphan_timeout)
+            table.mark_ready()
+            queue.refresh(table, recipe.name, orphan_timeout)
             refreshed_at = time.monotonic()
+            states = dict(status(recipe, table)["total"])
         result = table.populate(steps, plan=False, mark_ready=False, reserve_jobs=True, refresh=False,
                                 suppress_errors=True, return_exception_objects=True, max_calls=1)
         counts["trained"] += result["success_count"]
         counts["errors"] += report_failures(result["error_list"], labels)
         if result["success_count"]:
-            report_done(recipe.name, status(recipe, table))
+            # the count of the last refresh plus this worker's steps since: other workers'
+            # steps show at the next refresh (at most REFRESH_INTERVAL seconds later)
+            states["done"] += result["success_count"]
+            states["pending"] = max(0, states["pending"] - result["success_count"])
+            report_done(recipe.name, {"total": states})
         if result["success_count"] or result["error_list"]:
             idle_since = time.monotonic()
             continue
         if not refreshing:
             refreshed_at = -float("inf")
             continue
-        states = status(recipe, table)["total"]
+        # nothing found right after a refresh: the count of that refresh says whether to wait
         if not states["running"] and not states["pending"]:
             return dict(counts)
         if max_idle is not None and time.monotonic() - idle_since > max_idle:

@@ -48,8 +48,8 @@ def results(table=None, restriction=None, *, recipe=None, all_fields: bool = Fal
     Config values that are the same in every row are left out unless
     ``all_fields``; the frame's ``attrs["constant"]`` holds them.
 
-    Three queries for the configs, one for the entries and one for the plan,
-    whatever the number of rows.
+    Three queries for the configs and one for the entries (joined with the
+    plan for who planned them), whatever the number of rows.
     """
     from ..tables import TransferredTrainedModel
 
@@ -59,12 +59,18 @@ def results(table=None, restriction=None, *, recipe=None, all_fields: bool = Fal
     query = table & restriction if restriction is not None else table
     configs = {kind: _configs(getattr(table, f"{kind}_table")(), kind, query) for kind in KINDS}
     transfer = "transfer_step" in query.primary_key
-    chains = _chain_names(query, recipe) if transfer else {}
+    entries = query.proj("score", "comment", "output", *(("received",) if transfer else ()))
+    if transfer and recipe is None:  # who planned each step, in the same query
+        entries = entries * query.plan_table().proj("planned_by")
+    chains = _chain_names(recipe) if transfer and recipe is not None else {}
     rows = []
-    for entry in query.proj("score", "comment", "output", *(("received",) if transfer else ())).to_dicts():
+    for entry in entries.to_dicts():
         row = {}
         if transfer:
-            row["chain"] = chains.get(_entry_id(entry), "")
+            if recipe is not None:
+                row["chain"] = chains.get(_entry_id(entry), "")
+            else:  # the chain that planned the step ("recipe: chain")
+                row["chain"] = entry["planned_by"].rsplit(": ", 1)[-1]
             row["step"] = int(entry["transfer_step"])
         row.update(seed=int(entry["seed"]), score=entry["score"], comment=entry["comment"])
         if transfer:
@@ -90,16 +96,13 @@ def _entry_id(entry: dict) -> tuple:
                  for name in STEP_KEY_FIELDS)
 
 
-def _chain_names(query, recipe) -> dict:
-    """``{step id: chain name(s)}``: the recipe's names of the chains a step belongs to, else who planned it."""
-    if recipe is not None:
-        names: dict = {}
-        for name, chain in recipe.chains.items():
-            for key in chain.all_steps():
-                names.setdefault(_entry_id(key), []).append(name)
-        return {step: ", ".join(dict.fromkeys(members)) for step, members in names.items()}
-    plan = query.plan_table() & query.proj()
-    return {_entry_id(row): row["planned_by"].rsplit(": ", 1)[-1] for row in plan.proj("planned_by").to_dicts()}
+def _chain_names(recipe) -> dict:
+    """``{step id: chain name(s)}``: the names of the chains of ``recipe`` each step belongs to."""
+    names: dict = {}
+    for name, chain in recipe.chains.items():
+        for key in chain.all_steps():
+            names.setdefault(_entry_id(key), []).append(name)
+    return {step: ", ".join(dict.fromkeys(members)) for step, members in names.items()}
 
 
 def _same_everywhere(column: pd.Series) -> bool:

@@ -220,6 +220,7 @@ def insert_recipe(table, name: str, chains: dict, fabrikant=None) -> int:
     with _transaction(table.connection):
         write_rows(table.connection, rows, fabrikant)
         membership.replace_membership(table, name, keys)
+        table.mark_ready()  # steps planned after their previous step was trained can start at once
     new = len(plan) - before
     if new >= STATISTICS_AFTER and not table.connection.in_transaction:
         membership.refresh_statistics(table)

@@ -115,8 +115,9 @@ class _Companion:
     A process that finds them already declared still gets usable classes.
     """
 
-    def __init__(self, attribute: str):
+    def __init__(self, attribute: str, upgrade=None):
         self.attribute = attribute
+        self.upgrade = upgrade  # brings a table declared by an earlier nntransfer up to its definition
 
     def __get__(self, instance, owner):
         companion = owner.__dict__.get(self.attribute)
@@ -135,6 +136,8 @@ class _Companion:
                     setattr(companion, name, getattr(owner, name))
             with schema_lock(owner._connection, database):  # processes starting at once declare it once
                 owner._connection.schemas[database](companion, context=context)
+                if self.upgrade is not None:
+                    self.upgrade(owner(), companion)
         return companion
 
 
@@ -152,7 +155,7 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
     state_with_data = False
     plan_table = _Companion("_plan_class")
     recipe_table = _Companion("_recipe_class")
-    recipe_step_table = _Companion("_recipe_step_class")
+    recipe_step_table = _Companion("_recipe_step_class", upgrade=membership.add_successor_histories)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -237,19 +240,21 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         One indexed UPDATE: a done row's ``successor_history`` is the
         ``collapsed_history`` of every step that follows it.  A second one
         takes the flag back from steps whose previous step was deleted since,
-        so no worker starts a step that has nothing to start from.
+        so no worker starts a step that has nothing to start from.  Both are
+        written with EXISTS, which the servers answer by index lookups or a
+        hashed (anti-)join: PostgreSQL runs ``NOT IN (subquery)`` row by row
+        against the whole subquery once it outgrows ``work_mem`` (about
+        100,000 done steps), hours instead of a second.
         """
         quote = self.connection.adapter.quote_identifier
-        plan = self.plan_table()
+        plan = f"{self.plan_table().full_table_name} AS p"
+        done = (f"EXISTS (SELECT 1 FROM {self.full_table_name} t "
+                f"WHERE t.{quote('successor_history')} = p.{quote('collapsed_history')})")
         self.connection.query(
-            f"UPDATE {plan.full_table_name} SET {quote('ready')} = 0 WHERE {quote('ready')} = 1 AND "
-            f"{quote('transfer_step')} > 0 AND {quote('collapsed_history')} NOT IN "
-            f"(SELECT {quote('successor_history')} FROM {self.full_table_name})"
+            f"UPDATE {plan} SET {quote('ready')} = 0 "
+            f"WHERE p.{quote('ready')} = 1 AND p.{quote('transfer_step')} > 0 AND NOT {done}"
         )
-        cursor = self.connection.query(
-            f"UPDATE {plan.full_table_name} SET {quote('ready')} = 1 WHERE {quote('ready')} = 0 AND "
-            f"{quote('collapsed_history')} IN (SELECT {quote('successor_history')} FROM {self.full_table_name})"
-        )
+        cursor = self.connection.query(f"UPDATE {plan} SET {quote('ready')} = 1 WHERE p.{quote('ready')} = 0 AND {done}")
         return cursor.rowcount
 
     def plan_first_steps(self) -> int:
@@ -283,41 +288,56 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         ``recipe``: count only the steps of that recipe (its membership, see
         :mod:`.membership`); None counts every planned step.  done: trained;
         running: reserved by a worker; error: failed (see :meth:`retry`);
-        pending: ready to train; blocked: waiting for its previous step (a
-        step after a failed one stays blocked until that one is retried);
-        pruned: stopped early by a search (see :mod:`.pruning`).
+        pending: can start (at step 0, or its previous step is done; a
+        worker's next refresh flags it ``ready`` if it was planned after that);
+        blocked: waiting for its previous step (a step after a failed one stays
+        blocked until that one is retried); pruned: stopped early by a search
+        (see :mod:`.pruning`).
         Returns ``{transfer_step: {state: count}}``.
+
+        Why it is cheap: both "done" and "previous step done" are looked up by
+        one 32-character column, never by the ten columns of a step's key.  A
+        trained row's ``successor_history`` names the row (see
+        :func:`~nntransfer.steps.successor_history`); a recipe's membership
+        stores it for each of its steps, and a planned step's
+        ``collapsed_history`` is its previous step's.  So the recipe's count
+        reads its membership and the trained rows' index, not the plan, and
+        costs about as much as a bare count of the recipe's steps joined with
+        the plan.  The job table is joined by the full key, but only its few
+        rows that decide a state.  Counting each state in a column, grouped by
+        the step alone, lets the server aggregate as it reads.
         """
         quote = self.connection.adapter.quote_identifier
-        primary = self.plan_table().primary_key
+        history, step = quote("successor_history"), quote("transfer_step")
 
         def joined(alias):
-            return " AND ".join(f"{alias}.{quote(name)} = p.{quote(name)}" for name in primary)
+            return " AND ".join(f"{alias}.{quote(name)} = s.{quote(name)}" for name in self.plan_table().primary_key)
 
-        joins, args = [], []
-        if recipe is not None:
-            member = self.recipe_step_table()
-            joins.append(f"JOIN {member.full_table_name} m ON {joined('m')} AND m.{quote('recipe')} = %s")
-            args.append(recipe)
-        joins.append(f"LEFT JOIN {self.full_table_name} t ON {joined('t')}")
-        joins.append(f"LEFT JOIN {self._jobs_table_name()} j ON {joined('j')}")
+        if recipe is None:
+            source, done_on, where, args = self.plan_table().full_table_name, joined("d"), "", ()
+        else:
+            source, done_on = self.recipe_step_table().full_table_name, f"d.{history} = s.{history}"
+            where, args = f"WHERE s.{quote('recipe')} = %s", (recipe,)
         job_state = f"j.{quote('status')}"
         pruned = f"{job_state} = 'ignore' AND LEFT(j.{quote('error_message')}, {len(PRUNED)}) = '{PRUNED}'"
         state = (
-            f"CASE WHEN t.{quote('transfer_step')} IS NOT NULL THEN 'done' "
+            f"CASE WHEN d.{history} IS NOT NULL THEN 'done' "
             f"WHEN {job_state} = 'reserved' THEN 'running' WHEN {job_state} = 'error' THEN 'error' "
             f"WHEN {pruned} THEN 'pruned' "
-            f"WHEN p.{quote('ready')} = 1 THEN 'pending' ELSE 'blocked' END"
+            f"WHEN s.{step} = 0 OR r.{history} IS NOT NULL THEN 'pending' ELSE 'blocked' END"
         )
+        counts = ", ".join(f"SUM(CASE WHEN state = '{name}' THEN 1 ELSE 0 END)" for name in STEP_STATES)
         rows = self.connection.query(
-            f"SELECT p.{quote('transfer_step')}, {state}, COUNT(*) FROM {self.plan_table().full_table_name} p "
-            f"{' '.join(joins)} GROUP BY 1, 2",  # by position: MariaDB does not match the CASE text itself
-            args=tuple(args),
+            f"SELECT step, {counts} FROM (SELECT s.{step} AS step, {state} AS state FROM {source} s "
+            f"LEFT JOIN {self.full_table_name} d ON {done_on} "  # this step is done
+            f"LEFT JOIN {self.full_table_name} r ON r.{history} = s.{quote('collapsed_history')} "  # its previous one
+            # only the jobs that decide a state: pending ones (one per queued step) change nothing
+            f"LEFT JOIN {self._jobs_table_name()} j ON {joined('j')} AND {job_state} IN ('reserved', 'error', 'ignore') "
+            f"{where}) states GROUP BY step",
+            args=args,
         ).fetchall()
-        counts = {}
-        for step, name, count in rows:
-            counts.setdefault(int(step), dict.fromkeys(STEP_STATES, 0))[name] = int(count)
-        return dict(sorted(counts.items()))
+        return {int(row[0]): {name: int(count) for name, count in zip(STEP_STATES, row[1:])}
+                for row in sorted(rows, key=lambda row: int(row[0]))}
 
     def _jobs_table_name(self) -> str:
         """The full name of the job table, looked up once per schema (building DataJoint's job object reads
@@ -415,7 +435,7 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         self.connection.query(
             f"UPDATE {self.plan_table().full_table_name} SET {quote('ready')} = 1 "
             f"WHERE {quote('ready')} = 0 AND {quote('collapsed_history')} = %s",
-            args=(successor_history(key),),
+            args=(successor_history(key, self.history_hashing),),
         )
 
     def extra_row_fields(self, key: dict, extra: dict) -> dict:
