@@ -107,6 +107,8 @@ def optimize(search, *, trials: int | None = None, timeout: float | None = None,
             log.warning("search %s stopped after %d trials here; no new trial was started", search.name,
                         counts["trials"])
             raise
+        finally:
+            study._storage.remove_session()  # as study.optimize ends: this thread's session, once
     return {name: counts[name] for name in ("trials", "complete", "pruned", "failed", "duplicates")}
 
 
@@ -234,12 +236,12 @@ class _Heartbeat:
             except Exception as error:  # a lost connection must not kill the training; the next beat retries
                 log.warning("heartbeat of trial %s failed: %s", self.trial_id, error)
             if self.stop.wait(self.interval):
+                self.storage.remove_session()  # this thread's session: each thread closes its own
                 return
 
     def close(self):
         self.stop.set()
         self.thread.join()
-        self.storage.remove_session()
 
 
 def run_trial(search, study, trial, target, *, orphan_timeout: float = 300.0, poll: float = 1.0, fabrikant=None):

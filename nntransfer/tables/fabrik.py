@@ -21,13 +21,14 @@ dj = import_datajoint()
 schema = dj.Schema()
 
 _ENTRIES: dict = {}
-"""Config rows read by :meth:`ConfigTable.get_entry`, by server, table, function and hash.
+"""Config rows read by :meth:`ConfigTable.get_entry`: ``{(server, table): {(fn, hash): row}}``.
 
 A config never changes under its hash (a different config under an existing
 key is refused on insert), so a row read once stays right; deleting it
 deletes what was trained from it, so no job asks for it again.  Only its
-comment may differ meanwhile (an edited row, or one deleted and inserted
-again with another comment): the comment first read is used.
+comment can change, when the row is edited or deleted and inserted again:
+an insert or update through this process forgets the table's rows; another
+process's edit of a comment is seen by the next process.
 """
 ENTRIES_KEPT = 4096
 
@@ -183,19 +184,33 @@ class ConfigTable(SafeRestriction):
         """
         k = self.kind
         fn_name, hash_name = f"{k}_fn", f"{k}_hash"
-        cached = None
+        identity = None
         if isinstance(key, dict) and isinstance(key.get(fn_name), str) and isinstance(key.get(hash_name), str):
-            info = self.connection.conn_info
-            cached = (info.get("host"), info.get("port"), self.full_table_name, key[fn_name], key[hash_name])
-        entry = _ENTRIES.get(cached) if cached is not None else None
+            identity = (key[fn_name], key[hash_name])
+        entries = _ENTRIES.setdefault(self._entries_key(), {})
+        entry = entries.get(identity) if identity is not None else None
         if entry is None:
             entry = (self & key).fetch1(fn_name, f"{k}_config", f"{k}_comment")
-            if cached is not None:
-                if len(_ENTRIES) >= ENTRIES_KEPT:
-                    _ENTRIES.clear()
-                _ENTRIES[cached] = entry
+            if identity is not None:
+                if len(entries) >= ENTRIES_KEPT:
+                    entries.clear()
+                entries[identity] = entry
         fn, stored, comment = entry
         return fn, from_jsonable(stored), comment
+
+    def _entries_key(self) -> tuple:
+        info = self.connection.conn_info
+        return info.get("host"), info.get("port"), self.full_table_name
+
+    def insert(self, rows, *args, **kwargs):
+        """DataJoint's insert; the rows :meth:`get_entry` read from this table are read again afterwards."""
+        _ENTRIES.pop(self._entries_key(), None)
+        return super().insert(rows, *args, **kwargs)
+
+    def update1(self, row):
+        """DataJoint's update1 (a new comment); the rows :meth:`get_entry` read from this table are read again."""
+        _ENTRIES.pop(self._entries_key(), None)
+        return super().update1(row)
 
     def get_config(self, key: dict) -> tuple[str, dict]:
         """Return ``(fn, config)`` of the entry that ``key`` selects, as stored."""

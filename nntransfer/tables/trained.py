@@ -202,6 +202,7 @@ class TrainingMixin(SafeRestriction):
     """Seconds between renewals of a held job (the runner sets a quarter of its orphan timeout)."""
     jobs = WorkerJobsDescriptor()
     _stored_checkpoints = ()
+    _committed = ()  # keys whose result this populate committed
     dataset_table = Dataset
     model_table = Model
     trainer_table = Trainer
@@ -307,11 +308,13 @@ class TrainingMixin(SafeRestriction):
             raise interrupt.Interrupted("SIGTERM received between two jobs", signal.SIGTERM) from None
         finally:
             stored, self._stored_checkpoints = self._stored_checkpoints, ()
+            committed, self._committed = self._committed, ()
             for key, paths in stored:
-                if paths and self & key:
+                here = key in committed or bool(self & key)  # only a key whose commit failed is looked up
+                if paths and here:
                     self.checkpoint_store(key).remove_files(paths)
                 outage_checkpoints.discard(self, key)
-                if self & key:
+                if here:
                     live.remove(self, key)
 
     def _check_holds(self, key: dict) -> None:
@@ -432,6 +435,8 @@ class TrainingMixin(SafeRestriction):
             if self._pruned is None:
                 raise
         if self._pruned is None:
+            if status is True:
+                self._committed = (*self._committed, dict(key))
             return status
         record_pruned(self, key, str(self._pruned))
         return False
