@@ -102,7 +102,9 @@ class PlannedStepBase(SafeRestriction):
     """Behaviour of a plan table (a mixin; the tables are made per trained-model table)."""
 
     def previous_key(self, key: dict) -> dict | None:
-        """The full key of the step before ``key`` (None at step 0)."""
+        """The full key of the step before ``key`` (None at step 0, without a query)."""
+        if int(key["transfer_step"]) == 0:
+            return None
         return previous_from_plan_row((self & step_key(key)).fetch1())
 
 
