@@ -4,15 +4,17 @@ Each figure is measured side by side with the bare DataJoint query of the same
 thing, in one process on one server (the embedded PostgreSQL by default):
 
 * per job: a worker (``runner.work``) trains the recipe's 20 pending steps
-  with a trainer that returns at once, among N done steps of the same recipe
-  (less what the same call costs with nothing to do: start and stop of a
-  worker, paid once);
+  with a trainer that returns at once, among N done steps of the same recipe;
+  the time between two stored steps (the worker's "k of n steps done" lines),
   against DataJoint's own ``populate(reserve_jobs=True, max_calls=1)`` of a
   bare computed table with N done and 20 pending keys and a make that inserts
-  one row;
+  one row (DataJoint refreshes its job queue at every call);
+* start+stop: the rest of that worker's run (flagging ready steps, refreshing
+  the queue and counting the steps, at start and before it stops), paid once;
 * status: ``runner.status`` (steps per transfer step and state: one grouped
   query over the recipe's membership, the trained rows and the job table)
-  against the bare count of the recipe's steps per transfer step;
+  against the bare count of the recipe's steps per transfer step (its
+  membership joined with the plan);
 * insert (at 10k steps): the first insert of a real recipe object (configs,
   seeds, plan rows, membership) and a no-op re-insert, against a bare bulk
   insert of the same plan rows;
@@ -20,7 +22,10 @@ thing, in one process on one server (the embedded PostgreSQL by default):
 * the ``nntransfer status`` command end to end (a new process) against a new
   process that imports DataJoint, connects and runs the grouped count.
 
-Run: ``python benchmarks/recipe_bookkeeping.py [--sizes 1000 10000 100000]``
+The N done steps are written in bulk (plan, trained rows and membership as an
+insert writes them, no training), so 100,000 steps take about a minute.
+
+Run: ``python benchmarks/recipe_bookkeeping.py [--sizes 1000 10000 100000] [--server mysql://root@host:3306]``
 """
 
 from __future__ import annotations

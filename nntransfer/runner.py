@@ -176,9 +176,16 @@ def run(recipe: Recipe, table=None, max_rounds: int = 1000) -> dict:
     table = _table(table)
     insert(recipe, table)
     labels = StepLabels(recipe)
+    steps = restriction(recipe, table)
+    result = {"success_count": 0, "error_list": []}
     with interrupt.handling_signals(), _labelled(table, labels), failures_reported_here():
-        result = populate_all(table, restriction(recipe, table), plan=False, reserve_jobs=True, suppress_errors=True,
-                              max_rounds=max_rounds)
+        for _ in range(max_rounds):  # a step is ready when the one before is done: a chain of k steps takes k rounds
+            queue.refresh(table, recipe.name)  # the recipe's queue, not DataJoint's refresh (see tables.queue)
+            done = table.populate(steps, plan=False, reserve_jobs=True, refresh=False, suppress_errors=True)
+            result["success_count"] += done["success_count"]
+            result["error_list"].extend(done["error_list"])
+            if not done["success_count"]:
+                break
     report_failures(result["error_list"], labels)
     return result
 
