@@ -3,11 +3,11 @@
 Each figure is measured side by side with the bare DataJoint query of the same
 thing, in one process on one server (the embedded PostgreSQL by default):
 
-* per job: a worker (``runner.work``) trains the recipe's 20 pending steps
+* per job: a worker (``runner.work``) trains the recipe's 50 pending steps
   with a trainer that returns at once, among N done steps of the same recipe;
   the time between two stored steps (the worker's "k of n steps done" lines),
   against DataJoint's own ``populate(reserve_jobs=True, max_calls=1)`` of a
-  bare computed table with N done and 20 pending keys and a make that inserts
+  bare computed table with N done and 50 pending keys and a make that inserts
   one row (DataJoint refreshes its job queue at every call);
 * start+stop: the rest of that worker's run (flagging ready steps, refreshing
   the queue and counting the steps, at start and before it stops), paid once;
@@ -31,6 +31,7 @@ Run: ``python benchmarks/recipe_bookkeeping.py [--sizes 1000 10000 100000] [--se
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import secrets
@@ -46,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("NNTRANSFER_HOME", tempfile.mkdtemp(prefix="nnt-bench-"))
 os.environ.setdefault("NNTRANSFER_ALLOWED_PACKAGES", "recipe_bookkeeping")
 
-PENDING = 20
+PENDING = 50
 RECIPE = "bench"
 
 
@@ -101,6 +102,17 @@ def fill(tables, done: int) -> None:
     for start in range(0, len(members), 20_000):
         T.recipe_step_table().insert(members[start:start + 20_000])
     membership.refresh_statistics(T())  # what insert_recipe does after a bulk insert
+
+
+def settle(connection, names) -> None:
+    """Let the server finish with the bulk writes before anything is timed, as in a database that has had
+    its rows for a while: on PostgreSQL vacuum the tables (autovacuum would start on its own in the middle of
+    the measurement) and write the checkpoint; drop this process's leftovers of the fill."""
+    if connection.adapter.backend == "postgresql":
+        for name in names:
+            connection.query(f"VACUUM ANALYZE {name}")
+        connection.query("CHECKPOINT")
+    gc.collect()
 
 
 def bare_tables(schema_name, connection, done: int):
@@ -299,6 +311,9 @@ def main() -> None:
                 fill(tables, size)
                 filled = time.perf_counter() - start
                 raw, Bare = bare_tables(name + "_raw", schema.connection, size)
+                T = tables.TransferredTrainedModel
+                settle(schema.connection, [T.plan_table().full_table_name, T.recipe_step_table().full_table_name,
+                                           T.full_table_name, Bare.full_table_name])
                 job, once, bare_job = per_job(tables, runner, Bare)
                 query, bare_query = status(tables, runner)
                 counted = tables.TransferredTrainedModel.recipe_step_table().full_table_name
