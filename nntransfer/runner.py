@@ -257,16 +257,15 @@ def _work(recipe: Recipe, table, counts: dict, labels, orphan_timeout: float, po
     """The loop of :func:`work` (started again after a database outage); ``counts`` are kept across restarts."""
     steps = restriction(recipe, table)
     idle_since = time.monotonic()
+    table.mark_ready()  # once: steps stored meanwhile flag their successors themselves
     refreshed_at = -float("inf")
     while True:
         interrupt.raise_if_requested("no job was held")
-        # The job queue is refreshed (ready flags brought up to date, new ready steps queued,
-        # orphans taken over) and the recipe's steps counted when the last look found nothing,
-        # and at least every REFRESH_INTERVAL seconds; not per job, because these read every
-        # step of the recipe (a stored step flags its own successors ready meanwhile).
+        # The job queue is refreshed (new ready steps queued, orphans taken over) and the
+        # recipe's steps counted when the last look found nothing, and at least every
+        # REFRESH_INTERVAL seconds; not per job, because both read every step of the recipe.
         refreshing = time.monotonic() - refreshed_at > REFRESH_INTERVAL
         if refreshing:
-            table.mark_ready()
             queue.refresh(table, recipe.name, orphan_timeout)
             refreshed_at = time.monotonic()
             states = dict(status(recipe, table)["total"])
