@@ -348,7 +348,7 @@ search = Search(Experiment(DatasetConfig.for_fn("{digits}", batch_size=64), Mode
 '''.format(digits=DIGITS, mlp=MLP)
 
 
-def test_a_time_limit_stops_starting_trials(db, tmp_path):
+def test_a_time_limit_stops_starting_trials(db, tmp_path, backend_name):
     from nntransfer import runner
     from nntransfer import search as nts
 
@@ -362,7 +362,9 @@ def test_a_time_limit_stops_starting_trials(db, tmp_path):
 
     trials = nts.load_study(search).get_trials()
     first = trials[0].datetime_start
-    assert 2 <= len(trials) < 50 and {trial.state.name for trial in trials} == {"COMPLETE"}
-    # no trial started after the limit; the last one, started before it, finished past it
-    assert max((trial.datetime_start - first).total_seconds() for trial in trials) <= 2.5
-    assert (trials[-1].datetime_complete - first).total_seconds() >= 2.4
+    assert 2 <= len(trials) <= 6 and {trial.state.name for trial in trials} == {"COMPLETE"}   # 50 without the limit
+    # no trial started after the limit; the last one, started before it, finished past it (on MySQL/MariaDB
+    # Optuna's storage keeps whole seconds)
+    precision = 1.0 if backend_name == "mysql" else 0.0
+    assert max((trial.datetime_start - first).total_seconds() for trial in trials) <= 2.5 + precision
+    assert (trials[-1].datetime_complete - first).total_seconds() >= 2.0 - precision
