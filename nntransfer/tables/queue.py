@@ -18,6 +18,8 @@ still does it.
 
 from __future__ import annotations
 
+import time
+
 
 def refresh(table, recipe: str, orphan_timeout: float | None = None) -> dict:
     """Queue the steps of ``recipe`` that are ready, not done and have no job; give orphaned jobs back.
@@ -40,7 +42,7 @@ def refresh(table, recipe: str, orphan_timeout: float | None = None) -> dict:
     # a second in the past, as DataJoint's populate does: a job stamped in the millisecond a
     # populate looks for "scheduled_time <= now" is not skipped by rounding
     scheduled = f"CURRENT_TIMESTAMP(3) + {connection.adapter.interval_expr(-1, 'second')}"
-    added = connection.query(
+    added = _retried_on_deadlock(lambda: connection.query(
         f"INSERT INTO {jobs.full_table_name} ({columns}, {status}, {quote('priority')}, {quote('scheduled_time')}) "
         f"SELECT {', '.join(f's.{quote(name)}' for name in names)}, %s, %s, {scheduled} "
         f"FROM {table.recipe_step_table().full_table_name} s WHERE s.{quote('recipe')} = %s "
@@ -49,7 +51,7 @@ def refresh(table, recipe: str, orphan_timeout: float | None = None) -> dict:
         f"AND NOT EXISTS (SELECT 1 FROM {jobs.full_table_name} j WHERE {same('j')}) "
         f"AND EXISTS (SELECT 1 FROM {plan.full_table_name} p WHERE {same('p')} AND p.{quote('ready')} = 1)",
         args=("pending", connection._config.jobs.default_priority, recipe),
-    ).rowcount
+    ).rowcount)
     if connection._config.jobs.keep_completed:  # a kept record of a step trained once, then deleted
         connection.query(
             f"UPDATE {jobs.full_table_name} AS s SET {status} = 'pending' WHERE s.{status} = 'success' "
@@ -65,3 +67,19 @@ def refresh(table, recipe: str, orphan_timeout: float | None = None) -> dict:
             f"CURRENT_TIMESTAMP(3) - {connection.adapter.interval_expr(orphan_timeout, 'second')}"
         ).rowcount
     return {"added": added, "orphaned": orphaned}
+
+
+def _retried_on_deadlock(statement, attempts: int = 5):
+    """Run ``statement`` again when the server broke a deadlock by rolling it back.
+
+    Two workers refreshing one recipe's queue at the same instant lock the same
+    job rows in different orders (MariaDB's INSERT ... SELECT takes gap locks);
+    the server aborts one of them, which loses nothing: run it again.
+    """
+    for attempt in range(attempts):
+        try:
+            return statement()
+        except Exception as error:  # the driver's own class: pymysql or psycopg2
+            if "deadlock" not in str(error).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
