@@ -5,7 +5,8 @@ processes with ``torch.distributed``: NCCL on GPUs (rank r on ``cuda:r`` of
 the devices the process sees), gloo on CPU.  The calling process is rank 0.
 It keeps the trainer's ``cb``, so only it renews the job, writes checkpoints
 and returns the result; it spawns ranks 1..N-1, hands them the model, the
-loaders and the options (pickled, so no tensor is shared between ranks), and
+loaders and the options (a deep copy each, taken before rank 0 starts training,
+so no rank sees another's tensors change), and
 waits for them at the end.  A rank that fails ends the run with its
 traceback; a rank whose parent disappears (a killed worker) exits.
 
@@ -44,10 +45,10 @@ spawned process.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import logging
 import os
-import pickle
 import sys
 import threading
 import time
@@ -266,19 +267,21 @@ def run(body, model, dataloaders, seed, cb, *, devices, device: torch.device, op
     if device.type == "cpu":  # the ranks share this process's cores
         threads = max(1, threads // world_size)
     handed_over = _resume_point(cb, options.get("modules"))
-    payload = pickle.dumps((body, model, dataloaders, seed, handed_over, options))
+    # each rank its own copy: multiprocessing hands a tensor over in shared memory, and rank 0
+    # trains its model in place while the others start
+    payloads = [copy.deepcopy((body, model, dataloaders, seed, handed_over, options)) for _ in range(1, world_size)]
     context = torch.multiprocessing.get_context("spawn")
     failures = context.SimpleQueue()
     ranks = [
         context.Process(
             target=_rank_main,
-            args=(rank, world_size, backend, store.port, device.type, payload, threads, failures, os.getpid()),
+            args=(rank, world_size, backend, store.port, device.type, payloads[rank - 1], threads, failures,
+                  os.getpid()),
             name=f"nntransfer-ddp-rank-{rank}",
         )
         for rank in range(1, world_size)
     ]
-    for process in ranks:
-        process.start()
+    _start(ranks)
     own_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -294,6 +297,23 @@ def run(body, model, dataloaders, seed, cb, *, devices, device: torch.device, op
         torch.set_num_threads(own_threads)
     _join(ranks, failures)
     return result
+
+
+def _start(ranks) -> None:
+    """Start the ranks, their tensors handed over in files of shared memory.
+
+    Under torch's default strategy every tensor travels as a file descriptor
+    of its own; a model and its loaders hold more than the spawn launcher
+    passes on.  The strategy is restored at once: it only matters while the
+    arguments are pickled for the new processes.
+    """
+    strategy = torch.multiprocessing.get_sharing_strategy()
+    torch.multiprocessing.set_sharing_strategy("file_system")
+    try:
+        for process in ranks:
+            process.start()
+    finally:
+        torch.multiprocessing.set_sharing_strategy(strategy)
 
 
 def _rank_device(device_type: str, rank: int) -> torch.device:
@@ -342,7 +362,7 @@ def _rank_main(rank, world_size, backend, port, device_type, payload, threads, f
     torch.set_num_threads(threads)
     code = 0
     try:
-        body, model, dataloaders, seed, handed_over, options = pickle.loads(payload)
+        body, model, dataloaders, seed, handed_over, options = payload
         store = dist.TCPStore("127.0.0.1", port, world_size, is_master=False, timeout=TIMEOUT)
         cb = _RankCallback(handed_over)
         _train_rank(rank, world_size, backend, store, _rank_device(device_type, rank), body,
