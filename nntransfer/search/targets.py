@@ -126,8 +126,16 @@ class _Target:
                                    return_exception_objects=True, **self.populate_options)
 
     def take_over(self, keys: list, orphan_timeout: float) -> None:
-        """Give jobs among ``keys`` whose worker went silent for ``orphan_timeout`` s back to the queue."""
-        self.table.jobs.refresh(keys, orphan_timeout=orphan_timeout)
+        """Give jobs whose worker went silent for ``orphan_timeout`` s back to the queue; queue ``keys`` that lost theirs.
+
+        Not DataJoint's ``jobs.refresh``: it judges every job against the
+        whole schema (see :mod:`nntransfer.tables.queue`).  ``keys`` are not
+        trained yet.
+        """
+        from ..tables.queue import give_back_orphans
+
+        give_back_orphans(self.table, orphan_timeout)
+        self.table.jobs.queue(keys)
 
     def jobs(self, keys: list) -> dict:
         """``{key tuple: (status, message)}`` of the jobs of ``keys``."""

@@ -42,14 +42,18 @@ def refresh(table, recipe: str, orphan_timeout: float | None = None) -> dict:
     # a second in the past, as DataJoint's populate does: a job stamped in the millisecond a
     # populate looks for "scheduled_time <= now" is not skipped by rounding
     scheduled = f"CURRENT_TIMESTAMP(3) + {connection.adapter.interval_expr(-1, 'second')}"
+    # two workers refreshing at one instant may both find a step without a job: the second
+    # insert of its key is skipped, not an error (neither sees the other's uncommitted row)
+    postgres = connection.adapter.backend == "postgresql"
+    insert, on_conflict = ("INSERT", " ON CONFLICT DO NOTHING") if postgres else ("INSERT IGNORE", "")
     added = _retried_on_deadlock(lambda: connection.query(
-        f"INSERT INTO {jobs.full_table_name} ({columns}, {status}, {quote('priority')}, {quote('scheduled_time')}) "
+        f"{insert} INTO {jobs.full_table_name} ({columns}, {status}, {quote('priority')}, {quote('scheduled_time')}) "
         f"SELECT {', '.join(f's.{quote(name)}' for name in names)}, %s, %s, {scheduled} "
         f"FROM {table.recipe_step_table().full_table_name} s WHERE s.{quote('recipe')} = %s "
         # the one-column test first: most steps of a large recipe are done, and MariaDB tests in this order
         f"AND NOT EXISTS (SELECT 1 FROM {table.full_table_name} d WHERE d.{history} = s.{history}) "
         f"AND NOT EXISTS (SELECT 1 FROM {jobs.full_table_name} j WHERE {same('j')}) "
-        f"AND EXISTS (SELECT 1 FROM {plan.full_table_name} p WHERE {same('p')} AND p.{quote('ready')} = 1)",
+        f"AND EXISTS (SELECT 1 FROM {plan.full_table_name} p WHERE {same('p')} AND p.{quote('ready')} = 1){on_conflict}",
         args=("pending", connection._config.jobs.default_priority, recipe),
     ).rowcount)
     if connection._config.jobs.keep_completed:  # a kept record of a step trained once, then deleted
@@ -59,14 +63,25 @@ def refresh(table, recipe: str, orphan_timeout: float | None = None) -> dict:
             f"AND {same('m')} AND NOT EXISTS (SELECT 1 FROM {table.full_table_name} d WHERE d.{history} = m.{history}))",
             args=(recipe,),
         )
-    orphaned = 0
-    if orphan_timeout:
-        orphaned = connection.query(
-            f"UPDATE {jobs.full_table_name} SET {status} = 'pending', {quote('reserved_time')} = NULL "
-            f"WHERE {status} = 'reserved' AND {quote('reserved_time')} < "
-            f"CURRENT_TIMESTAMP(3) - {connection.adapter.interval_expr(orphan_timeout, 'second')}"
-        ).rowcount
-    return {"added": added, "orphaned": orphaned}
+    return {"added": added, "orphaned": give_back_orphans(table, orphan_timeout)}
+
+
+def give_back_orphans(table, orphan_timeout: float | None) -> int:
+    """Make every reserved job of ``table`` whose reservation is older than ``orphan_timeout`` s pending again.
+
+    The reservation is renewed by its worker's heartbeat, so such a job's
+    worker is gone.  One UPDATE on the job table, whatever the size of the
+    schema; returns how many jobs were given back (0 when ``orphan_timeout``
+    is None or 0).
+    """
+    if not orphan_timeout:
+        return 0
+    connection, quote, jobs = table.connection, table.connection.adapter.quote_identifier, table.jobs
+    return connection.query(
+        f"UPDATE {jobs.full_table_name} SET {quote('status')} = 'pending', {quote('reserved_time')} = NULL "
+        f"WHERE {quote('status')} = 'reserved' AND {quote('reserved_time')} < "
+        f"CURRENT_TIMESTAMP(3) - {connection.adapter.interval_expr(orphan_timeout, 'second')}"
+    ).rowcount
 
 
 def _retried_on_deadlock(statement, attempts: int = 5):
