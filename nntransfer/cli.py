@@ -216,13 +216,11 @@ def _gc(args) -> int:
 def _status(args) -> int:
     from .cli_reports import status
 
-    runner, name = _stored_recipe(args)
-    if not any(runner.status(name)["total"].values()) and _importable(args.recipe):
+    def search_status():
         # no stored steps: a search recipe keeps its state in its study, so ask the recipe itself
-        code = _search_action(args, "show_status")
-        if code is not None:
-            return code
-    return status(args)
+        return _search_action(args, "show_status") if _importable(args.recipe) else None
+
+    return status(args, without_steps=search_status)
 
 
 def _retry(args) -> int:

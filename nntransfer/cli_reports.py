@@ -81,12 +81,13 @@ def _running_lines(running: list[dict], chains: dict) -> list[str]:
     return lines
 
 
-def _status_once(args, runner, name, table) -> int:
+def _status_once(args, runner, name, table, without_steps=None) -> int:
     from .tables.live import latest_progress
 
     counts = runner.status(name, table)
     if not any(counts["total"].values()):
-        return _no_steps(name)
+        code = without_steps() if without_steps is not None else None
+        return _no_steps(name) if code is None else code
     running = latest_progress(table, runner.restriction(name, table))
     if running:
         from .tables.worker_devices import devices_by_process
@@ -117,16 +118,17 @@ def _status_once(args, runner, name, table) -> int:
     return EXIT_OK
 
 
-def status(args) -> int:
+def status(args, without_steps=None) -> int:
+    """``without_steps``: called when the recipe has no stored steps; its exit code, unless None, is the command's."""
     runner, name, table = _open(args)
     if args.watch is None:
-        return _status_once(args, runner, name, table)
+        return _status_once(args, runner, name, table, without_steps)
     try:
         while True:
             if sys.stdout.isatty():
                 print("\033[H\033[J", end="")
             print(time.strftime("%H:%M:%S"), f"{name} (every {args.watch:g} s, Ctrl-C stops)")
-            code = _status_once(args, runner, name, table)
+            code = _status_once(args, runner, name, table, without_steps)
             if code != EXIT_OK:
                 return code
             sys.stdout.flush()

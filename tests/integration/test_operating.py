@@ -251,3 +251,40 @@ def test_status_watch_prints_again_until_ctrl_c(nt_schema, tmp_path):
         assert watching.wait(timeout=60) == 0
     printed = output.read_text()
     assert printed.count("step      done") >= 2 and "Traceback" not in printed, printed
+
+
+READ_ONLY = """
+import datajoint as dj
+from nntransfer import tables
+
+tables.activate({name!r}, must_exist=True)
+
+
+@tables.schema
+class ReaderNote(dj.Manual):
+    definition = "note_id: int32"
+
+
+print(sorted(name for name in tables.schema.list_tables() if name in ("worker_device", "reader_note")))
+"""
+
+
+def test_commands_that_only_read_declare_what_an_older_schema_lacks_and_later_tables_as_usual(fresh_schema,
+                                                                                                tmp_path):
+    """A reading command binds the tables without declaring them; a missing one is still declared."""
+    from nntransfer.db import import_datajoint
+
+    created = cli("--schema", fresh_schema, "status", "no_such_recipe")  # makes nothing: the schema does not exist
+    assert created.returncode == 2 and "there is no schema" in created.stderr
+    dj = import_datajoint()
+    script = tmp_path / "reader.py"
+    script.write_text(textwrap.dedent(READ_ONLY.format(name=fresh_schema)))
+    subprocess.run([sys.executable, "-c", f"from nntransfer import tables; tables.activate({fresh_schema!r})"],
+                   check=True, timeout=600)
+    quote = dj.conn().adapter.quote_identifier
+    dj.conn().query(f"DROP TABLE {quote(fresh_schema)}.{quote('worker_device')}")  # as in a schema of an older version
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "['reader_note', 'worker_device']"
+    status = cli("--schema", fresh_schema, "status", "no_such_recipe")
+    assert status.returncode == 2 and "has no steps in this schema" in status.stderr
