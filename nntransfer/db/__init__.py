@@ -135,6 +135,7 @@ def connect(settings: Settings | None = None):
     try:
         connection = dj.conn()
         connection.ping()
+        _remember_user(connection)
     except Exception as error:  # driver errors differ per backend; all mean "unreachable"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DatabaseUnreachable(
@@ -143,3 +144,15 @@ def connect(settings: Settings | None = None):
             "(or datajoint.json) are right; unset DJ_HOST to use the embedded database."
         ) from None
     return connection
+
+
+def _remember_user(connection) -> None:
+    """Ask the server for the connection's user once: DataJoint asks at every job reservation.
+
+    The user of a login does not change while the process runs (a
+    reconnection logs in as the same user), so the answer is kept on this
+    connection object.
+    """
+    if "get_user" not in vars(connection):
+        user = connection.get_user()
+        connection.get_user = lambda: user

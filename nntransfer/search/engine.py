@@ -165,34 +165,34 @@ def _as_in_optimize(study):
         local.in_optimize_loop = before
 
 
-def _budget(study) -> tuple[int, int, int]:
+def _budget(study, target) -> tuple[int, int, int]:
     """``(used, waiting, running)`` trials of the study, counted in one query.
 
     Used: every trial but those failed with their worker (dead or
     interrupted, told without an ``error``): they were queued again, and
-    their retry counts instead.
+    their retry counts instead.  Asked on the table layer's connection,
+    which holds the study lock already: a connection of Optuna's pool would
+    be checked out, pinged and rolled back for this one statement.
     """
-    import sqlalchemy as sa
-    from optuna.storages._rdb import models
     from optuna.trial import TrialState
 
-    trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
-    failed_by_error = sa.exists().where(attrs.c.trial_id == trials.c.trial_id, attrs.c.key == "error")
+    quote = target.connection.adapter.quote_identifier
+    trials, attrs = (f"{quote(target.schema)}.{quote(name)}" for name in ("trials", "trial_user_attributes"))
 
-    def count(*whens):
-        return sa.func.coalesce(sa.func.sum(sa.case(*((when, 1) for when in whens), else_=0)), 0)
+    def count(condition):
+        return f"COALESCE(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END), 0)"
 
-    query = sa.select(count(trials.c.state != TrialState.FAIL, failed_by_error),
-                      count(trials.c.state == TrialState.WAITING),
-                      count(trials.c.state == TrialState.RUNNING)).where(trials.c.study_id == study._study_id)
-    with _backend(study).engine.connect() as connection:
-        return tuple(int(value) for value in connection.execute(query).one())
-
-
-def _backend(study):
-    """The RDBStorage under Optuna's in-process cache of the study's storage."""
-    storage = study._storage
-    return getattr(storage, "_backend", storage)
+    # the states as literals: PostgreSQL stores them in an enum type that a text parameter does not compare with
+    fail, waiting, running = (f"'{member.name}'" for member in (TrialState.FAIL, TrialState.WAITING, TrialState.RUNNING))
+    state = f"t.{quote('state')}"
+    failed_by_error = (f"EXISTS (SELECT 1 FROM {attrs} a WHERE a.{quote('trial_id')} = t.{quote('trial_id')} "
+                       f"AND a.{quote('key')} = 'error')")
+    row = target.connection.query(
+        f"SELECT {count(f'{state} <> {fail} OR {failed_by_error}')}, {count(f'{state} = {waiting}')}, "
+        f"{count(f'{state} = {running}')} FROM {trials} t WHERE t.{quote('study_id')} = %s",
+        args=(study._study_id,),
+    ).fetchone()
+    return tuple(int(value) for value in row)
 
 
 def _next_trial(study, search, target, limit, stale_check=True):
@@ -209,7 +209,7 @@ def _next_trial(study, search, target, limit, stale_check=True):
         if stale_check:
             fail_stale_trials(study)
         if limit is not None:
-            used, waiting, running = _budget(study)
+            used, waiting, running = _budget(study, target)
             if used >= limit and not waiting:
                 return None, running > 0
         return study.ask(search.distributions()), True
