@@ -105,6 +105,10 @@ def db(nt_schema):
     tables.Seed().delete()
     tables.Checkpoint().delete_quick()
     tables.TrainedModel.jobs.delete()
+    # recipe rows are keyed by no config: an earlier test's would be applied by this test's plan
+    for recipe_table in (tables.DatasetTransferRecipe, tables.ModelTransferRecipe, tables.TrainerTransferRecipe,
+                         tables.TrainerDatasetTransferRecipe, tables.TrainedModelTransferRecipe):
+        recipe_table().delete()
     return tables
 
 
