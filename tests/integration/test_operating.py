@@ -244,7 +244,7 @@ def test_status_watch_prints_again_until_ctrl_c(nt_schema, tmp_path):
         watching = subprocess.Popen([sys.executable, "-m", "nntransfer.cli", "status", str(recipe), "--watch", "0.2"],
                                     stdout=stdout, stderr=subprocess.STDOUT, env={**os.environ})
         deadline = time.monotonic() + 300
-        while output.read_text().count("Ctrl-C stops") < 2 and time.monotonic() < deadline:
+        while output.read_text().count("step      done") < 2 and time.monotonic() < deadline:  # two tables printed
             assert watching.poll() is None, output.read_text()
             time.sleep(0.2)
         watching.send_signal(signal.SIGINT)
