@@ -260,20 +260,12 @@ def _plot(args) -> int:
 
 
 def _report(args) -> int:
-    """Write the report from what the database stores of the recipe; importing it would import torch.
-
-    See :mod:`nntransfer.analysis.stored_recipe` for what the stored recipe cannot tell.
-    """
-    from .analysis.stored_recipe import stored_recipe
-    from .cli_reports import _no_steps, _open
+    from .tables import TransferredTrainedModel
     from .web.page import render
     from .web.payload import recipe_payload
 
-    _, name, table = _open(args)
-    recipe = stored_recipe(table, name)
-    if not recipe.chains:
-        return _no_steps(name)
-    html = render(recipe_payload(recipe, table))
+    _, recipe = _activate_recipe(args)
+    html = render(recipe_payload(recipe, TransferredTrainedModel()))
     with open(args.out, "w", encoding="utf-8") as file:
         file.write(html)
     print(f"report: {args.out} (one file, works offline)")
