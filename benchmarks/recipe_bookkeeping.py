@@ -234,7 +234,7 @@ def command(schema_name: str, counted_table: str) -> tuple[float, float]:
     env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
     env["NNTRANSFER_SCHEMA"] = schema_name
     ours, bare = [], []
-    for run in range(6):
+    for _ in range(6):
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "nntransfer.cli", "status", RECIPE], env=env, check=True,
                        capture_output=True)
