@@ -146,16 +146,20 @@ def insert(recipe: Recipe, table=None) -> int:
     return insert_recipe(_table(table), recipe.name, recipe.chains)
 
 
-def populate_all(table, *restrictions, max_rounds: int = 100, **kwargs) -> dict:
+def populate_all(table, *restrictions, max_rounds: int = 100, before_round=None, **kwargs) -> dict:
     """Populate ``table`` until a round finds nothing to do: every step in order, as the seed's notebook does.
 
     Each ``populate`` call trains what is ready; a step becomes ready when
     its previous step is done, so a chain of k steps needs k rounds.
+    ``before_round``: called before each round (:func:`run` queues the
+    steps that became ready).
     """
     if isinstance(table, type):
         table = table()
     total = {"success_count": 0, "error_list": []}
     for _ in range(max_rounds):
+        if before_round is not None:
+            before_round()
         result = table.populate(*restrictions, **kwargs)
         total["success_count"] += result["success_count"]
         total["error_list"].extend(result["error_list"])
@@ -176,16 +180,11 @@ def run(recipe: Recipe, table=None, max_rounds: int = 1000) -> dict:
     table = _table(table)
     insert(recipe, table)
     labels = StepLabels(recipe)
-    steps = restriction(recipe, table)
-    result = {"success_count": 0, "error_list": []}
     with interrupt.handling_signals(), _labelled(table, labels), failures_reported_here():
-        for _ in range(max_rounds):  # a step is ready when the one before is done: a chain of k steps takes k rounds
-            queue.refresh(table, recipe.name)  # the recipe's queue, not DataJoint's refresh (see tables.queue)
-            done = table.populate(steps, plan=False, reserve_jobs=True, refresh=False, suppress_errors=True)
-            result["success_count"] += done["success_count"]
-            result["error_list"].extend(done["error_list"])
-            if not done["success_count"]:
-                break
+        # the recipe's queue, not DataJoint's refresh (see tables.queue)
+        result = populate_all(table, restriction(recipe, table), max_rounds=max_rounds,
+                              before_round=lambda: queue.refresh(table, recipe.name),
+                              plan=False, reserve_jobs=True, refresh=False, suppress_errors=True)
     report_failures(result["error_list"], labels)
     return result
 
