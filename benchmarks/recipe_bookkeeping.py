@@ -98,7 +98,7 @@ def fill(tables, done: int) -> None:
     membership.refresh_statistics(T())
     for start in range(0, len(rows), 20_000):
         T().insert(rows[start:start + 20_000], allow_direct_insert=True)
-    recipe_row, members = membership.membership_rows(T(), RECIPE, keys)
+    recipe_row, members = membership.membership_rows(T(), RECIPE, keys, [])  # filled steps: no chains
     T.recipe_table().insert1(recipe_row)
     for start in range(0, len(members), 20_000):
         T.recipe_step_table().insert(members[start:start + 20_000])

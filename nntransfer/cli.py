@@ -259,13 +259,35 @@ def _plot(args) -> int:
     return 0
 
 
+def _reported_recipe(args):
+    """``(recipe, table, name)`` that ``report`` and ``ui`` show, read from the database (importing the recipe would
+    import torch, see :mod:`nntransfer.analysis.stored_recipe`); the recipe is None when it has no steps there.
+
+    A recipe inserted by an nntransfer that kept no chains is imported instead; its next insert records them.
+    """
+    from .analysis.stored_recipe import stored_recipe
+    from .cli_reports import _open
+
+    runner, name, table = _open(args)
+    if not any(runner.status(name, table)["total"].values()):
+        return None, table, name
+    recipe = stored_recipe(table, name)
+    if recipe is None:
+        print(f"recipe {name!r} was inserted by an earlier nntransfer that kept no chains, so it is imported; "
+              "its next insert (`nntransfer run` or `nntransfer worker`) records them.", file=sys.stderr)
+        recipe = runner.load_recipe(args.recipe)
+    return recipe, table, name
+
+
 def _report(args) -> int:
-    from .tables import TransferredTrainedModel
+    from .cli_reports import _no_steps
     from .web.page import render
     from .web.payload import recipe_payload
 
-    _, recipe = _activate_recipe(args)
-    html = render(recipe_payload(recipe, TransferredTrainedModel()))
+    recipe, table, name = _reported_recipe(args)
+    if recipe is None:
+        return _no_steps(name)
+    html = render(recipe_payload(recipe, table))
     with open(args.out, "w", encoding="utf-8") as file:
         file.write(html)
     print(f"report: {args.out} (one file, works offline)")
@@ -273,11 +295,13 @@ def _report(args) -> int:
 
 
 def _ui(args) -> int:
-    from .tables import TransferredTrainedModel
+    from .cli_reports import _no_steps
     from .web.server import Dashboard
 
-    _, recipe = _activate_recipe(args)
-    server = Dashboard(recipe, TransferredTrainedModel(), port=args.port, refresh=args.refresh)
+    recipe, table, name = _reported_recipe(args)
+    if recipe is None:
+        return _no_steps(name)
+    server = Dashboard(recipe, table, port=args.port, refresh=args.refresh)
     print(f"dashboard of {recipe.name}: {server.url}  (Ctrl-C stops it)", flush=True)
     try:
         server.serve_forever()

@@ -194,11 +194,12 @@ def insert_recipe(table, name: str, chains: dict, fabrikant=None) -> int:
 
     Set-based: an unchanged recipe is recognised by one query and nothing is
     written; otherwise every config is checked first, then the new configs,
-    seeds, plan rows and the recipe's membership (:mod:`.membership`) are
-    written in bulk in one transaction.
+    seeds, plan rows and the recipe's membership and chains (:mod:`.membership`)
+    are written in bulk in one transaction.
     """
     keys = [key for chain in chains.values() for key in chain.all_steps()]
-    if membership.is_unchanged(table, name, keys):
+    layout = membership.chain_rows(name, chains)
+    if membership.is_unchanged(table, name, keys, layout):
         return 0
     configs = [config for chain in chains.values() for experiment in chain.experiments for config in experiment.configs]
     rows = checked_config_rows(configs)
@@ -219,7 +220,7 @@ def insert_recipe(table, name: str, chains: dict, fabrikant=None) -> int:
     rows.append((plan, plans))
     with _transaction(table.connection):
         write_rows(table.connection, rows, fabrikant)
-        membership.replace_membership(table, name, keys)
+        membership.replace_membership(table, name, keys, layout)
         table.mark_ready()  # steps planned after their previous step was trained can start at once
     new = len(plan) - before
     if new >= STATISTICS_AFTER and not table.connection.in_transaction:

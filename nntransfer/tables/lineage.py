@@ -10,6 +10,7 @@ stay in the items and in the HTML view's small print.
 
 from __future__ import annotations
 
+from ..load_report import LoadReport
 from ..views.html import CELL_STYLE, TABLE_STYLE, escape, number, short_fn
 
 KINDS = ("dataset", "model", "trainer")
@@ -30,10 +31,9 @@ def step_names(item: dict) -> str:
 
 
 def load_report_text(report: dict | None) -> str:
+    """A stored load report (``LoadReport.to_dict``) as its text; empty when the step loaded no model state."""
     if not report:
         return ""
-    from ..transfer.loading import LoadReport
-
     return str(LoadReport.from_dict(report))
 
 

@@ -14,21 +14,31 @@ like its plan table):
     carries the ``successor_history`` the step's trained row will have: the
     step's name in one 32-character column, by which status finds whether
     it is done without joining on the ten columns of its key (see
-    ``TransferredTrainedModelBase.step_states``).
+    ``TransferredTrainedModelBase.step_states``);
+``<Table>RecipeChain``
+    one row per chain of a recipe, in the recipe's order: its name, its seeds
+    and per step the configs' keys and what the step hands on.  The steps
+    alone cannot tell the chains apart (a baseline ``[A]`` beside ``[A, B]``
+    shares its only step with the longer chain), and the report needs them
+    without importing the recipe (:mod:`nntransfer.analysis.stored_recipe`).
 
 A recipe is named by its module (see :func:`nntransfer.runner.recipe_name`).
 Re-inserting a recipe whose module changed (a chain or a seed added or taken
-out) replaces its membership; steps that left the recipe stay planned and
-trained, they are just no longer counted as the recipe's.
+out, a chain renamed or moved) replaces its membership and chains; steps that
+left the recipe stay planned and trained, they are just no longer counted as
+the recipe's.  A recipe recorded by an nntransfer that kept no chains has
+another hash (:func:`recipe_hash` covers the chains), so its next insert
+records them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
 from ..db import import_datajoint
 from ..hashing import canonical_json, digest
-from ..steps import step_key, successor_history
+from ..steps import CONFIG_FIELDS, step_key, successor_history
 
 dj = import_datajoint()
 log = logging.getLogger(__name__)
@@ -44,7 +54,7 @@ def recipe_definition(target_comment: str) -> str:
     recipe: varchar({RECIPE_NAME_LENGTH})   # the recipe's name (its module)
     ---
     steps: int32                      # number of steps of the recipe when it was last inserted
-    steps_hash: char(32)              # hash of those step keys: an unchanged recipe is recognised in one query
+    steps_hash: char(32)              # hash of those step keys and the chains: an unchanged recipe is recognised in one query
     recipe_ts = CURRENT_TIMESTAMP: datetime
     """
 
@@ -59,6 +69,44 @@ def recipe_step_definition(target_comment: str) -> str:
     """
 
 
+def recipe_chain_definition(target_comment: str) -> str:
+    return f"""
+    # the chains of each recipe of {target_comment}, in the recipe's order
+    -> self.recipe_table
+    chain_index: int32                # the chain's place among the recipe's experiments, 0 first
+    ---
+    chain: varchar(255)               # the chain's name in the recipe
+    seeds: json                       # its seeds, in the recipe's order
+    steps: json                       # per step, 0 first: the six config key fields and data_transfer (0 or 1)
+    """
+
+
+def chain_rows(name: str, chains: dict) -> list:
+    """One row per chain of ``chains`` ``{chain name: TransferExperiment}``, in their order."""
+    rows = []
+    for index, (chain_name, chain) in enumerate(chains.items()):
+        steps = []
+        for experiment, options in zip(chain.experiments, chain.options):
+            step = {field: value for config in experiment.configs for field, value in config.key.items()}
+            steps.append({**{field: step[field] for field in CONFIG_FIELDS},
+                          "data_transfer": int(bool(options["data_transfer"]))})
+        rows.append({"recipe": name, "chain_index": index, "chain": str(chain_name),
+                     "seeds": list(chain.seeds), "steps": steps})
+    return rows
+
+
+def stored_chains(table, name: str) -> list:
+    """The chain rows of recipe ``name`` (see :func:`recipe_chain_definition`), in the recipe's order."""
+    rows = (table.recipe_chain_table() & {"recipe": name}).to_dicts(order_by="chain_index")
+    return [{**row, "seeds": [int(seed) for seed in _json(row["seeds"])], "steps": _json(row["steps"])}
+            for row in rows]
+
+
+def _json(value):
+    """A json column's value as Python objects (some drivers hand the text)."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
 def distinct_steps(keys: list) -> list:
     """The step keys once each: chains of a recipe may share steps (one pretraining, several fine-tunings)."""
     seen, steps = set(), []
@@ -71,38 +119,41 @@ def distinct_steps(keys: list) -> list:
     return steps
 
 
-def steps_hash(keys: list) -> str:
-    """One hash of a recipe's distinct step keys, independent of their order."""
-    rows = sorted({canonical_json(step_key(key)) for key in keys})
-    return digest("[" + ",".join(rows) + "]")
+def recipe_hash(keys: list, chains: list) -> str:
+    """One hash of a recipe's distinct step keys (in any order) and its chain rows (in order)."""
+    steps = sorted({canonical_json(step_key(key)) for key in keys})
+    layout = canonical_json([{field: row[field] for field in ("chain", "seeds", "steps")} for row in chains])
+    return digest("[" + ",".join(steps) + "]" + layout)
 
 
-def is_unchanged(table, name: str, keys: list) -> bool:
-    """True when ``name`` was inserted with exactly these steps and all its membership rows still exist.
+def is_unchanged(table, name: str, keys: list, chains: list) -> bool:
+    """True when ``name`` was inserted with exactly these steps and chains, and all their rows still exist.
 
-    One query: the stored hash and the count of membership rows.  A deleted
-    plan row takes its membership row with it (foreign key), so the count
-    notices that too.
+    One query: the stored hash and the counts of membership and chain rows.
+    A deleted plan row takes its membership row with it (foreign key), so the
+    count notices that too.
     """
-    recipe, member = table.recipe_table(), table.recipe_step_table()
+    recipe, member, chain = table.recipe_table(), table.recipe_step_table(), table.recipe_chain_table()
     quote = table.connection.adapter.quote_identifier
     row = table.connection.query(
         f"SELECT {quote('steps_hash')}, {quote('steps')}, "
-        f"(SELECT COUNT(*) FROM {member.full_table_name} WHERE {quote('recipe')} = %s) "
+        f"(SELECT COUNT(*) FROM {member.full_table_name} WHERE {quote('recipe')} = %s), "
+        f"(SELECT COUNT(*) FROM {chain.full_table_name} WHERE {quote('recipe')} = %s) "
         f"FROM {recipe.full_table_name} WHERE {quote('recipe')} = %s",
-        args=(name, name),
+        args=(name, name, name),
     ).fetchone()
     if row is None:
         return False
-    stored_hash, stored_steps, members = row
+    stored_hash, stored_steps, members, stored_chains = row
     steps = len(distinct_steps(keys))
-    return stored_hash == steps_hash(keys) and int(stored_steps) == steps == int(members)
+    return (stored_hash == recipe_hash(keys, chains) and int(stored_steps) == steps == int(members)
+            and int(stored_chains) == len(chains))
 
 
-def membership_rows(table, name: str, keys: list) -> tuple:
-    """The recipe row and its membership rows (to write after the plan rows)."""
+def membership_rows(table, name: str, keys: list, chains: list) -> tuple:
+    """The recipe row and its membership rows (to write after the plan rows); ``chains``: its chain rows."""
     steps = distinct_steps(keys)
-    recipe_row = {"recipe": name, "steps": len(steps), "steps_hash": steps_hash(steps)}
+    recipe_row = {"recipe": name, "steps": len(steps), "steps_hash": recipe_hash(steps, chains)}
     members = [{"recipe": name, **key, "successor_history": successor_history(key, table.history_hashing)}
                for key in steps]
     return recipe_row, members
@@ -129,14 +180,17 @@ def add_successor_histories(table, member_class) -> None:
                            for row in rows[start:start + 10_000]])
 
 
-def replace_membership(table, name: str, keys: list) -> None:
-    """Record ``keys`` as the steps of recipe ``name``, replacing what was recorded (inside a transaction)."""
-    recipe_row, members = membership_rows(table, name, keys)
-    recipe, member = table.recipe_table(), table.recipe_step_table()
+def replace_membership(table, name: str, keys: list, chains: list) -> None:
+    """Record ``keys`` as the steps of recipe ``name`` and ``chains`` as its chain rows, replacing what was
+    recorded (inside a transaction)."""
+    recipe_row, members = membership_rows(table, name, keys, chains)
+    recipe, member, chain = table.recipe_table(), table.recipe_step_table(), table.recipe_chain_table()
     (member & {"recipe": name}).delete_quick()
+    (chain & {"recipe": name}).delete_quick()
     (recipe & {"recipe": name}).delete_quick()
     recipe.insert1(recipe_row)
     member.insert(members)
+    chain.insert(chains)
 
 
 def refresh_statistics(table) -> None:

@@ -158,6 +158,7 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
     plan_table = _Companion("_plan_class")
     recipe_table = _Companion("_recipe_class")
     recipe_step_table = _Companion("_recipe_step_class", upgrade=membership.add_successor_histories)
+    recipe_chain_table = _Companion("_recipe_chain_class")
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -186,6 +187,13 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
             {"definition": membership.recipe_step_definition(cls.table_comment), "__module__": cls.__module__,
              "recipe_table": None, "plan_table": None,
              "__doc__": f"Steps of each recipe of {cls.__name__}; see nntransfer.tables.membership."},
+        )
+        cls._recipe_chain_class = type(
+            f"{cls.__name__}RecipeChain",
+            (dj.Manual,),
+            {"definition": membership.recipe_chain_definition(cls.table_comment), "__module__": cls.__module__,
+             "recipe_table": None,
+             "__doc__": f"Chains of each recipe of {cls.__name__}; see nntransfer.tables.membership."},
         )
         cls.definition = f"""
         # {cls.table_comment}

@@ -11,94 +11,16 @@ stored with the result row and looked at later.
 
 import logging
 import re
-from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 import torch
 from torch import nn
 
 from nntransfer.errors import ConfigError, TransferError
+from nntransfer.load_report import LoadReport
 from nntransfer.transfer.patterns import REGEX_PREFIX, Patterns, as_pattern_list, matches_any
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class LoadReport:
-    """What :func:`load_partial` did with each name.
-
-    * ``loaded``: in both, same shape, copied into the model.
-    * ``missing``: in the model but not in the (renamed) state; keeps its
-      current (usually fresh) value.
-    * ``unexpected``: in the (renamed) state but not in the model.
-    * ``shape_mismatched``: in both with different shapes,
-      ``{name: (shape_in_state, shape_in_model)}``; the model keeps its value.
-    * ``excluded``: in the state but left out by ``include``/``exclude``.
-    * ``renamed``: ``{name_in_state: new_name}`` for every renamed entry.
-    """
-
-    loaded: list = field(default_factory=list)
-    missing: list = field(default_factory=list)
-    unexpected: list = field(default_factory=list)
-    shape_mismatched: dict = field(default_factory=dict)
-    excluded: list = field(default_factory=list)
-    renamed: dict = field(default_factory=dict)
-
-    @property
-    def skipped(self) -> list:
-        """Names from the state that were not loaded, for whatever reason."""
-        return sorted(set(self.unexpected) | set(self.shape_mismatched) | set(self.excluded))
-
-    def to_dict(self) -> dict:
-        return {
-            "loaded": list(self.loaded),
-            "missing": list(self.missing),
-            "unexpected": list(self.unexpected),
-            "shape_mismatched": {
-                name: [list(old), list(new)] for name, (old, new) in self.shape_mismatched.items()
-            },
-            "excluded": list(self.excluded),
-            "renamed": dict(self.renamed),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "LoadReport":
-        known = {"loaded", "missing", "unexpected", "shape_mismatched", "excluded", "renamed"}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(
-                f"LoadReport.from_dict: unknown keys {sorted(unknown)}; known keys are {sorted(known)}"
-            )
-        return cls(
-            loaded=list(data.get("loaded", [])),
-            missing=list(data.get("missing", [])),
-            unexpected=list(data.get("unexpected", [])),
-            shape_mismatched={
-                name: (tuple(old), tuple(new))
-                for name, (old, new) in data.get("shape_mismatched", {}).items()
-            },
-            excluded=list(data.get("excluded", [])),
-            renamed=dict(data.get("renamed", {})),
-        )
-
-    def __str__(self) -> str:
-        lines = [
-            f"LoadReport: {len(self.loaded)} loaded, {len(self.missing)} missing, "
-            f"{len(self.unexpected)} unexpected, {len(self.shape_mismatched)} shape-mismatched, "
-            f"{len(self.excluded)} excluded"
-        ]
-        if self.renamed:
-            lines.append("  renamed: " + ", ".join(f"{a} -> {b}" for a, b in self.renamed.items()))
-        for title, names in (
-            ("missing (kept model value)", self.missing),
-            ("unexpected (not in model)", self.unexpected),
-            ("excluded", self.excluded),
-        ):
-            if names:
-                lines.append(f"  {title}: " + ", ".join(names))
-        for name, (old, new) in self.shape_mismatched.items():
-            lines.append(f"  shape mismatch {name}: state {tuple(old)} vs model {tuple(new)}")
-        return "\n".join(lines)
 
 
 def _compile_rename(rename: Optional[Mapping]) -> list:

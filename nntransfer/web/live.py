@@ -13,13 +13,15 @@ from __future__ import annotations
 from ..tables.live import latest_progress
 
 
-def live_progress(table, keys: list) -> list[dict]:
-    """One dict per running step among ``keys``: its key, host, pid, heartbeat age, epoch and latest metrics."""
-    if not keys or not table.jobs.is_declared:
+def live_progress(table, restriction) -> list[dict]:
+    """One dict per running step within ``restriction`` (a recipe's planned steps, as
+    :func:`nntransfer.tables.membership.restriction` gives them): its key, host, pid, heartbeat age, epoch and
+    latest metrics."""
+    if not table.jobs.is_declared:
         return []
     primary = list(table.primary_key)
     rows = []
-    for item in latest_progress(table, keys):
+    for item in latest_progress(table, restriction):
         metrics = item.get("metrics") or {}
         rows.append({
             "key": {name: item[name] for name in primary},

@@ -16,6 +16,7 @@ from ..analysis.curves import aligned_curves, available_finals, available_metric
 from ..analysis.report import recipe_results, step_id as _step_id
 from ..analysis.results import RECEIVED_LABELS
 from ..tables.lineage import RECEIVED_TEXT, load_report_text
+from ..tables.membership import restriction
 from ..tables.transfer import STEP_STATES
 from ..views.status import StepCounts
 from .live import live_progress
@@ -31,9 +32,19 @@ def _json_number(value):
 
 
 def _cell(value):
+    """A config value for the page: numbers and text as they are, anything else as its repr, a tuple as a
+    list (the database keeps both as JSON lists, so an imported and a stored recipe show the same)."""
     if isinstance(value, (list, tuple, dict)):
-        return repr(value)
+        return repr(_lists(value))
     return _json_number(value)
+
+
+def _lists(value):
+    if isinstance(value, (list, tuple)):
+        return [_lists(item) for item in value]
+    if isinstance(value, dict):
+        return {name: _lists(item) for name, item in value.items()}
+    return value
 
 
 def _results_table(results) -> dict:
@@ -75,7 +86,7 @@ def _lineage(results) -> list:
                 "score": _json_number(row.get("score")), "test_accuracy": _json_number(r.test_accuracy),
                 "received": RECEIVED_TEXT.get(row.get("received"), "-") if r.row else "-",
                 "hands_on": r.hands_on or "-",
-                "config": {name: _cell(value) for name, value in r.config.items()},
+                "config": {name: _cell(r.config[name]) for name in sorted(r.config)},
                 "load_report": load_report_text(row.get("load_report")),
             })
         chains.append({"chain": chain, "seed": seed, "steps": steps})
@@ -117,7 +128,7 @@ def recipe_payload(recipe, table) -> dict:
     for r in results:
         names.setdefault(_step_id(r.key), []).append(f"{r.chain} step {r.step} seed {r.seed}")
     running = [{**item, "name": ", ".join(names.get(_step_id(item["key"]), ["?"]))}
-               for item in live_progress(table, recipe.steps())]
+               for item in live_progress(table, restriction(table, recipe.name))]
     return {
         "recipe": recipe.name,
         "generated": datetime.datetime.now().isoformat(sep=" ", timespec="seconds"),
