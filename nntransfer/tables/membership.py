@@ -37,6 +37,7 @@ import json
 import logging
 
 from ..db import import_datajoint
+from ..errors import ConfigError
 from ..hashing import canonical_json, digest
 from ..steps import CONFIG_FIELDS, step_key, successor_history
 
@@ -46,6 +47,10 @@ log = logging.getLogger(__name__)
 RECIPE_NAME_LENGTH = 64
 """Recipe names are module names; short, because with the step key they form
 the membership's primary key, which MySQL limits to 3072 bytes."""
+
+
+CHAIN_NAME_LENGTH = 255
+"""Longest chain name (a key of the recipe's ``experiments``) that is recorded."""
 
 
 def recipe_definition(target_comment: str) -> str:
@@ -75,7 +80,7 @@ def recipe_chain_definition(target_comment: str) -> str:
     -> self.recipe_table
     chain_index: int32                # the chain's place among the recipe's experiments, 0 first
     ---
-    chain: varchar(255)               # the chain's name in the recipe
+    chain: varchar({CHAIN_NAME_LENGTH})   # the chain's name in the recipe
     seeds: json                       # its seeds, in the recipe's order
     steps: json                       # per step, 0 first: the six config key fields and data_transfer (0 or 1)
     """
@@ -85,6 +90,9 @@ def chain_rows(name: str, chains: dict) -> list:
     """One row per chain of ``chains`` ``{chain name: TransferExperiment}``, in their order."""
     rows = []
     for index, (chain_name, chain) in enumerate(chains.items()):
+        if len(str(chain_name)) > CHAIN_NAME_LENGTH:
+            raise ConfigError(f"chain name {str(chain_name)[:40]!r}... of recipe {name!r} has {len(str(chain_name))} "
+                              f"characters; at most {CHAIN_NAME_LENGTH} are stored, so shorten it.")
         steps = []
         for experiment, options in zip(chain.experiments, chain.options):
             step = {field: value for config in experiment.configs for field, value in config.key.items()}

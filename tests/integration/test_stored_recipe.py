@@ -141,3 +141,15 @@ def test_report_of_a_recipe_never_inserted_is_a_usage_error(db, tmp_path, capsys
     assert main(["report", str(path), "--out", str(out)]) == 2
     assert "recipe 'never_inserted' has no steps in this schema" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_chain_name_too_long_to_record_is_refused_before_anything_is_written(db, tmp_path):
+    from nntransfer import runner
+    from nntransfer.errors import ConfigError
+
+    path = tmp_path / "long_names.py"
+    path.write_text(RECIPE.format(same="x" * 256))
+    with pytest.raises(ConfigError, match="has 256 characters; at most 255 are stored"):
+        runner.insert(runner.load_recipe(str(path)))
+    table = db.TransferredTrainedModel()
+    assert len(table.plan_table()) == 0 and len(table.recipe_table() & {"recipe": "long_names"}) == 0
