@@ -23,6 +23,7 @@ from ..hashing import canonical_json, config_hash, from_jsonable, make_hash, nnf
 from ..resolve import check_allowed, stored_names
 from .fabrik import COMMENT_LENGTH, FN_LENGTH, Fabrikant, Seed, table_for_kind
 from . import membership
+from .conflicts import retried_on_conflict
 from ..steps import STEP_KEY_FIELDS
 from .transfer import TransferredTrainedModel
 
@@ -218,10 +219,13 @@ def insert_recipe(table, name: str, chains: dict, fabrikant=None) -> int:
     plan = table.plan_table()
     before = len(plan)
     rows.append((plan, plans))
-    with _transaction(table.connection):
-        write_rows(table.connection, rows, fabrikant)
-        membership.replace_membership(table, name, keys, layout)
-        table.mark_ready()  # steps planned after their previous step was trained can start at once
+    def write():
+        with _transaction(table.connection):
+            write_rows(table.connection, rows, fabrikant)
+            membership.replace_membership(table, name, keys, layout)
+            table.mark_ready()  # steps planned after their previous step was trained can start at once
+
+    retried_on_conflict(table.connection, write)  # workers storing results meanwhile may meet it in a deadlock
     new = len(plan) - before
     if new >= STATISTICS_AFTER and not table.connection.in_transaction:
         membership.refresh_statistics(table)

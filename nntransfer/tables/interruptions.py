@@ -26,6 +26,7 @@ import sys
 
 from ..errors import DatabaseUnreachable
 from ..trainer.interrupt import Interrupted
+from .conflicts import is_conflict
 from .reconnect import is_connection_error
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,15 @@ class GivingBack:
     """A table's job table as DataJoint's populate sees it: a stop gives the job back instead of failing it.
 
     So does a lost database connection (:mod:`.reconnect`): it is no failure
-    of the training.  ``given_back`` is then the exception that ended the make.
+    of the training; nor, with ``conflicts_given_back``, a result the server
+    rolled back to break a deadlock (:mod:`.conflicts`).  ``given_back`` is
+    then the exception that ended the make.
     """
 
-    def __init__(self, jobs, label: str = ""):
+    def __init__(self, jobs, label: str = "", conflicts_given_back: bool = False):
         self._jobs = jobs
         self.label = label
+        self.conflicts_given_back = conflicts_given_back
         self.given_back = None
 
     def __getattr__(self, name):
@@ -53,7 +57,8 @@ class GivingBack:
     def error(self, key: dict, error_message: str, error_stack: str | None = None) -> None:
         # DataJoint calls this in the ``except`` block of the make, so the exception is the one being handled
         error = sys.exc_info()[1]
-        if _stopping(error) or is_connection_error(error) or isinstance(error, DatabaseUnreachable):
+        if (_stopping(error) or is_connection_error(error) or isinstance(error, DatabaseUnreachable)
+                or (self.conflicts_given_back and is_conflict(error))):
             self.given_back = error
             give_back(self._jobs, key, self.label)
             return

@@ -18,7 +18,7 @@ still does it.
 
 from __future__ import annotations
 
-import time
+from .conflicts import retried_on_conflict
 
 
 def refresh(table, recipe: str, orphan_timeout: float | None = None) -> dict:
@@ -43,10 +43,12 @@ def refresh(table, recipe: str, orphan_timeout: float | None = None) -> dict:
     # populate looks for "scheduled_time <= now" is not skipped by rounding
     scheduled = f"CURRENT_TIMESTAMP(3) + {connection.adapter.interval_expr(-1, 'second')}"
     # two workers refreshing at one instant may both find a step without a job: the second
-    # insert of its key is skipped, not an error (neither sees the other's uncommitted row)
+    # insert of its key is skipped, not an error (neither sees the other's uncommitted row);
+    # on MariaDB the INSERT ... SELECT takes shared locks, so a deadlock with a worker storing
+    # its result is possible, and the statement runs again (see .conflicts)
     postgres = connection.adapter.backend == "postgresql"
     insert, on_conflict = ("INSERT", " ON CONFLICT DO NOTHING") if postgres else ("INSERT IGNORE", "")
-    added = _retried_on_deadlock(lambda: connection.query(
+    added = retried_on_conflict(connection, lambda: connection.query(
         f"{insert} INTO {jobs.full_table_name} ({columns}, {status}, {quote('priority')}, {quote('scheduled_time')}) "
         f"SELECT {', '.join(f's.{quote(name)}' for name in names)}, %s, %s, {scheduled} "
         f"FROM {table.recipe_step_table().full_table_name} s WHERE s.{quote('recipe')} = %s "
@@ -83,18 +85,3 @@ def give_back_orphans(table, orphan_timeout: float | None) -> int:
         f"CURRENT_TIMESTAMP(3) - {connection.adapter.interval_expr(orphan_timeout, 'second')}"
     ).rowcount
 
-
-def _retried_on_deadlock(statement, attempts: int = 5):
-    """Run ``statement`` again when the server broke a deadlock by rolling it back.
-
-    Two workers refreshing one recipe's queue at the same instant lock the same
-    job rows in different orders (MariaDB's INSERT ... SELECT takes gap locks);
-    the server aborts one of them, which loses nothing: run it again.
-    """
-    for attempt in range(attempts):
-        try:
-            return statement()
-        except Exception as error:  # the driver's own class: pymysql or psycopg2
-            if "deadlock" not in str(error).lower() or attempt == attempts - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1))

@@ -52,6 +52,7 @@ from ..trainer import interrupt
 from . import checkpoint_protocol
 from .artifacts import ArtifactStore, artifact_definition, new_attempt
 from . import live, outage_checkpoints
+from .conflicts import is_conflict, not_logged as conflict_not_logged, pause
 from .interruptions import GivingBack, give_back, not_logged as stop_not_logged
 from .reconnect import is_connection_error, unreachable_in, wait_for_database
 from .jobs import Heartbeat, WorkerJobs, WorkerJobsDescriptor
@@ -429,7 +430,7 @@ class TrainingMixin(SafeRestriction):
         interrupt.raise_if_requested("no further job was started")
         self._pruned = None
         try:
-            with interrupt.handling_signals(), not_logged_as_error(self), stop_not_logged():
+            with interrupt.handling_signals(), not_logged_as_error(self), stop_not_logged(), conflict_not_logged():
                 status = self._populate1_through_outages(key, jobs, *args, **kwargs)
         except TrainingPruned:
             if self._pruned is None:
@@ -444,21 +445,30 @@ class TrainingMixin(SafeRestriction):
     OUTAGE_ATTEMPTS = 3
     """Attempts at one key when the database connection is lost during them (see :mod:`.reconnect`)."""
 
-    def _populate1_through_outages(self, key, jobs, *args, **kwargs):
-        """DataJoint's populate of one key; after a lost connection, wait for the database and try the key again.
+    CONFLICT_ATTEMPTS = 5
+    """Attempts at one key when the server rolls its result back to break a deadlock (see :mod:`.conflicts`)."""
 
-        The job is given back rather than failed (see :mod:`.interruptions`),
-        and the next attempt resumes from the training's last checkpoint (in
-        the database, or kept locally while it was away), which for a
-        training that had finished leaves only its final evaluation to redo.
-        Past the reconnect bound :class:`~nntransfer.errors.DatabaseUnreachable` ends the populate.
+    def _populate1_through_outages(self, key, jobs, *args, **kwargs):
+        """DataJoint's populate of one key; after a lost connection or a deadlock, try the key again.
+
+        After a lost connection it waits for the database first.  The job is
+        given back rather than failed (see :mod:`.interruptions`), and the next
+        attempt resumes from the training's last checkpoint (in the database,
+        or kept locally while it was away), which for a training that had
+        finished leaves only its final evaluation to redo.  Past the reconnect
+        bound :class:`~nntransfer.errors.DatabaseUnreachable` ends the populate;
+        a key rolled back in a deadlock ``CONFLICT_ATTEMPTS`` times fails as
+        any error does.
         """
-        for attempt in range(self.OUTAGE_ATTEMPTS):
-            giving = GivingBack(jobs, self._label(key)) if jobs is not None else None
+        outages = conflicts = 0
+        while True:
+            retry_conflict = conflicts < self.CONFLICT_ATTEMPTS - 1
+            giving = GivingBack(jobs, self._label(key), conflicts_given_back=retry_conflict) if jobs is not None else None
             try:
                 status = super()._populate1(key, giving, *args, **kwargs)
             except Exception as error:
-                if not is_connection_error(error) and unreachable_in(error) is None:
+                if not (is_connection_error(error) or unreachable_in(error) is not None
+                        or (retry_conflict and is_conflict(error))):
                     raise
                 lost = error
             else:
@@ -467,18 +477,28 @@ class TrainingMixin(SafeRestriction):
                         raise giving.given_back
                     interrupt.raise_if_requested("the job was given back")
                 lost = giving.given_back if giving is not None and not interrupt.requested() else None
-                if lost is None or not (is_connection_error(lost) or unreachable_in(lost) is not None):
+                if lost is None or not (is_connection_error(lost) or unreachable_in(lost) is not None
+                                        or is_conflict(lost)):
                     return status
             unreachable = unreachable_in(lost)
             if unreachable is not None:
                 raise unreachable from None
+            if is_conflict(lost) and not is_connection_error(lost):
+                conflicts += 1
+                log.warning("the database rolled back the result of %s to break a deadlock with another worker; "
+                            "trying it again (it resumes from its last checkpoint)", self._label(key))
+                pause(conflicts)
+                continue
             wait_for_database(self.connection, what="a training's result or its job")
             if jobs is not None:
                 give_back(jobs, key, self._label(key))
+            outages += 1
+            if outages == self.OUTAGE_ATTEMPTS:
+                raise DatabaseError(f"the database connection was lost {self.OUTAGE_ATTEMPTS} times while "
+                                    f"{self._label(key)} was stored; check the database server, then run the worker "
+                                    "again.")
             log.warning("the database connection was lost during %s; trying it again (it resumes from its last "
                         "checkpoint)", self._label(key))
-        raise DatabaseError(f"the database connection was lost {self.OUTAGE_ATTEMPTS} times while {self._label(key)} "
-                            "was stored; check the database server, then run the worker again.")
 
     # -- reading results ---------------------------------------------------
     def _repr_html_(self):

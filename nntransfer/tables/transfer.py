@@ -55,6 +55,7 @@ from ..errors import ConfigError, TransferError
 from ..steps import CONFIG_FIELDS, plan_row, previous_from_plan_row, step_key, successor_history
 from ..serialization import state_dict_from_bytes, transfer_data_from_bytes
 from . import membership
+from .conflicts import retried_on_conflict
 from .fabrik import schema
 from .lineage import Lineage, deleted_item
 from .locks import schema_lock
@@ -254,18 +255,22 @@ class TransferredTrainedModelBase(TrainingMixin, dj.Computed):
         written with EXISTS, which the servers answer by index lookups or a
         hashed (anti-)join: PostgreSQL runs ``NOT IN (subquery)`` row by row
         against the whole subquery once it outgrows ``work_mem`` (about
-        100,000 done steps), hours instead of a second.
+        100,000 done steps), hours instead of a second.  On MariaDB an UPDATE
+        locks the rows it reads, so it may meet a worker storing a result in
+        a deadlock; it then runs again (:mod:`.conflicts`).
         """
         quote = self.connection.adapter.quote_identifier
         plan = f"{self.plan_table().full_table_name} AS p"
         done = (f"EXISTS (SELECT 1 FROM {self.full_table_name} t "
                 f"WHERE t.{quote('successor_history')} = p.{quote('collapsed_history')})")
-        self.connection.query(
+        connection = self.connection
+        retried_on_conflict(connection, lambda: connection.query(
             f"UPDATE {plan} SET {quote('ready')} = 0 "
             f"WHERE p.{quote('ready')} = 1 AND p.{quote('transfer_step')} > 0 AND NOT {done}"
-        )
-        cursor = self.connection.query(f"UPDATE {plan} SET {quote('ready')} = 1 WHERE p.{quote('ready')} = 0 AND {done}")
-        return cursor.rowcount
+        ))
+        return retried_on_conflict(connection, lambda: connection.query(
+            f"UPDATE {plan} SET {quote('ready')} = 1 WHERE p.{quote('ready')} = 0 AND {done}"
+        ).rowcount)
 
     def plan_first_steps(self) -> int:
         """Plan step 0 for every dataset x model x trainer x seed that has no step-0 plan yet."""
