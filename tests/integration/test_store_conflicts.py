@@ -51,14 +51,15 @@ def locked(connection, table: str, key: dict):
 
 
 def waits_for_a_lock(connection, table_name: str) -> bool:
-    """Whether another session waits for a row lock (on MariaDB: an UPDATE of ``table_name`` runs over 0.3 s)."""
+    """Whether another session waits for a row lock (on MariaDB and MySQL: an UPDATE of ``table_name`` runs for a
+    second or more; it waits up to ``innodb_lock_wait_timeout``, 50 s by default)."""
     if connection.adapter.backend == "postgresql":
         return connection.query(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
             "AND datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0] > 0
     # INNODB_TRX missed the waiting transaction here; the process list shows its statement
     return connection.query(
-        "SELECT count(*) FROM information_schema.PROCESSLIST WHERE info LIKE %s AND time_ms > 300 "
+        "SELECT count(*) FROM information_schema.PROCESSLIST WHERE info LIKE %s AND time >= 1 "
         "AND id <> CONNECTION_ID()", args=(f"UPDATE %{table_name}%",)).fetchone()[0] > 0
 
 
