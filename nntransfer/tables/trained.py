@@ -483,7 +483,7 @@ class TrainingMixin(SafeRestriction):
             unreachable = unreachable_in(lost)
             if unreachable is not None:
                 raise unreachable from None
-            if is_conflict(lost) and not is_connection_error(lost):
+            if is_conflict(lost):
                 conflicts += 1
                 log.warning("the database rolled back the result of %s to break a deadlock with another worker; "
                             "trying it again (it resumes from its last checkpoint)", self._label(key))
